@@ -1,0 +1,56 @@
+import type { ChatMessage, PresenceEvent, TypingEvent } from "../protocol.js";
+
+/** A message as the sender's process hands it to the broker; the broker adds `seq`. */
+export type MessageDraft = Omit<ChatMessage, "seq">;
+
+/**
+ * What travels on a room's channel. `origin` is the connection that caused a presence or typing
+ * event, so that it is not echoed back to that connection.
+ */
+export type RoomEvent =
+  | { type: "message"; message: ChatMessage }
+  | { type: "presence"; event: PresenceEvent; origin: string }
+  | { type: "typing"; event: TypingEvent; origin: string };
+
+export type EphemeralEvent = Exclude<RoomEvent, { type: "message" }>;
+
+/**
+ * `after`: the oldest `limit` messages with seq > after, oldest first.
+ * `before`: the newest `limit` messages with seq < before (or the newest of all), oldest first.
+ */
+export type HistoryQuery = { after: number; limit: number } | { before?: number; limit: number };
+
+export interface HistoryPage {
+  /** The room's last seq at the time of the read (0 if the room has no history). */
+  head: number;
+  /** Identifies one life of the room's sequence; a new one starts when its data expired or was lost. */
+  epoch: string;
+  messages: ChatMessage[];
+}
+
+export type BrokerEventHandler = (room: string, event: RoomEvent) => void;
+
+/**
+ * Carries room events between processes and keeps each room's history.
+ *
+ * Contract: `publishMessage` assigns the room's next seq atomically with appending the message to
+ * the room's history and publishing it, so all subscribers see one gap-free order per room.
+ * Delivery to subscribers is at most once (a subscriber closes gaps from `history`); events of
+ * one room reach a subscriber in publish order. `subscribe` resolves only once the subscription
+ * is active: every event published after that reaches the handler.
+ */
+export interface Broker {
+  /** Sets the one handler that receives events of subscribed rooms. */
+  onEvent(handler: BrokerEventHandler): void;
+  /** Called after the broker lost its connection and restored its subscriptions: events may be missing. */
+  onResync(handler: () => void): void;
+  subscribe(room: string): Promise<void>;
+  unsubscribe(room: string): Promise<void>;
+  publishMessage(room: string, draft: MessageDraft): Promise<ChatMessage>;
+  publishEphemeral(room: string, event: EphemeralEvent): Promise<void>;
+  history(room: string, query: HistoryQuery): Promise<HistoryPage>;
+  /** True while the broker can publish and deliver. */
+  isReady(): boolean;
+  close(): Promise<void>;
+}
+

@@ -1,0 +1,69 @@
+import type { Broker } from "../bus/broker.js";
+import type { PresenceStore } from "../bus/presence.js";
+import type { Member } from "../protocol.js";
+import type { Gateway } from "./gateway.js";
+import type { RateSpec } from "./rate-limiter.js";
+import { RoomRegistry } from "./room-registry.js";
+import { Session } from "./session.js";
+
+export interface ChatLimits {
+  maxMessageLength: number;
+  maxRoomsPerConnection: number;
+  /** Users per room; 0 means unlimited. */
+  roomCapacity: number;
+  messageRate: RateSpec;
+  typingRate: RateSpec;
+}
+
+export interface ChatServiceDeps {
+  broker: Broker;
+  presence: PresenceStore;
+  gateway: Gateway;
+  limits: ChatLimits;
+  unsubscribeDelayMs: number;
+  /** Failures of the bus that nobody waits for (a relay, a gap fill); the caller logs and counts them. */
+  onBusError: (err: unknown, context: string) => void;
+}
+
+/**
+ * The chat domain's entry point: opens a Session per connection and routes what arrives from
+ * the bus to the local rooms. Knows nothing of Socket.IO or Redis.
+ */
+export class ChatService {
+  readonly rooms: RoomRegistry;
+  private readonly sessions = new Set<Session>();
+
+  constructor(private readonly deps: ChatServiceDeps) {
+    this.rooms = new RoomRegistry(deps.broker, deps.gateway, {
+      unsubscribeDelayMs: deps.unsubscribeDelayMs,
+      onError: (err, room) => deps.onBusError(err, `room ${room}`),
+    });
+    deps.broker.onEvent((room, event) => {
+      const local = this.rooms.get(room);
+      if (!local) return;
+      if (event.type === "message") local.receive(event.message);
+      else local.relay(event);
+    });
+    deps.broker.onResync(() => this.rooms.resyncAll());
+    deps.presence.onExpired((room, member) => {
+      const event = { type: "presence", event: { room, event: "leave", member }, origin: "" } as const;
+      deps.broker.publishEphemeral(room, event).catch((err) => deps.onBusError(err, "presence expiry"));
+    });
+  }
+
+  openSession(connId: string, user: Member): Session {
+    const session = new Session(connId, user, this.deps, this.rooms, () => this.sessions.delete(session));
+    this.sessions.add(session);
+    return session;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Leaves every room of every session (presence cleaned up), then drops the subscriptions. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.sessions].map((session) => session.close()));
+    await this.rooms.close();
+  }
+}

@@ -1,0 +1,171 @@
+import type { ChatMessage } from "../protocol.js";
+import type { EphemeralEvent, HistoryPage } from "../bus/broker.js";
+import type { Gateway } from "./gateway.js";
+
+/** Reads messages with seq > after from the room's history, oldest first. */
+export type HistoryReader = (after: number, limit: number) => Promise<HistoryPage>;
+
+const FILL_BATCH = 500;
+const RETRY_MS = 500;
+const CATCH_UP = Symbol("catch-up");
+type QueueItem = ChatMessage | typeof CATCH_UP;
+
+/**
+ * One room as seen by this process: delivers the room's messages to the local members in seq
+ * order, once each, closing gaps from history (the bus is at-most-once).
+ *
+ * A member moves through three states:
+ * - joining: its join is in flight; messages are buffered for it, because its history read and
+ *   the live stream overlap and the ack must come first;
+ * - catching up: its join read a head newer than what this process has delivered so far; it is
+ *   sent messages one by one until the room's stream reaches its head;
+ * - live: in the gateway's group; each message is encoded once for all live members.
+ */
+export class LocalRoom {
+  /** Highest seq delivered to local members. */
+  private lastSeq = 0;
+  private initialized = false;
+  private readonly queue: QueueItem[] = [];
+  private pumping = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private disposed = false;
+  private readonly live = new Set<string>();
+  private readonly joining = new Map<string, ChatMessage[]>();
+  private readonly catchingUp = new Map<string, number>();
+
+  constructor(
+    readonly name: string,
+    private readonly gateway: Gateway,
+    private readonly readAfter: HistoryReader,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  get memberCount(): number {
+    return this.live.size + this.joining.size + this.catchingUp.size;
+  }
+
+  /** Starts (or restarts, after a resubscribe) the stream at `head`: messages up to it are not delivered. */
+  initialize(head: number): void {
+    this.lastSeq = head;
+    this.initialized = true;
+    this.disposed = false;
+    void this.pump();
+  }
+
+  receive(message: ChatMessage): void {
+    if (this.initialized && !this.pumping && this.queue.length === 0 && message.seq === this.lastSeq + 1) {
+      this.deliver(message); // the common case: in order, nothing pending
+      return;
+    }
+    this.queue.push(message);
+    void this.pump();
+  }
+
+  /** Delivers whatever history holds past the last delivered seq: after the bus lost messages. */
+  catchUp(): void {
+    this.queue.push(CATCH_UP);
+    void this.pump();
+  }
+
+  relay(event: EphemeralEvent): void {
+    if (this.live.size === 0) return;
+    this.gateway.broadcast(this.name, event.type, event.event, event.origin || undefined);
+  }
+
+  beginJoin(connId: string): void {
+    this.joining.set(connId, []);
+  }
+
+  /**
+   * Called right after the join ack went out. `delivered` is the last seq the ack covered; the
+   * member gets what was buffered after it, then joins the stream.
+   */
+  activate(connId: string, delivered: number): void {
+    const buffered = this.joining.get(connId);
+    if (!buffered) return; // left meanwhile
+    this.joining.delete(connId);
+    for (const message of buffered) {
+      if (message.seq > delivered) {
+        this.gateway.send(connId, "message", message);
+        delivered = message.seq;
+      }
+    }
+    if (delivered > this.lastSeq) this.catchingUp.set(connId, delivered);
+    else this.goLive(connId);
+  }
+
+  remove(connId: string): void {
+    this.joining.delete(connId);
+    this.catchingUp.delete(connId);
+    if (this.live.delete(connId)) this.gateway.removeFromGroup(connId, this.name);
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    this.initialized = false;
+    this.queue.length = 0;
+    clearTimeout(this.retryTimer);
+  }
+
+  private goLive(connId: string): void {
+    this.live.add(connId);
+    this.gateway.addToGroup(connId, this.name);
+  }
+
+  private deliver(message: ChatMessage): void {
+    this.lastSeq = message.seq;
+    if (this.live.size > 0) this.gateway.broadcast(this.name, "message", message);
+    if (this.joining.size > 0) for (const buffer of this.joining.values()) buffer.push(message);
+    if (this.catchingUp.size > 0) {
+      for (const [connId, delivered] of this.catchingUp) {
+        if (message.seq < delivered) continue;
+        if (message.seq > delivered) this.gateway.send(connId, "message", message); // history lost in between
+        this.catchingUp.delete(connId);
+        this.goLive(connId);
+      }
+    }
+  }
+
+  /** Works through the queue in order; only one pump runs at a time. */
+  private async pump(): Promise<void> {
+    if (this.pumping || !this.initialized || this.disposed) return;
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0 && !this.disposed) {
+        const next = this.queue[0]!;
+        if (next === CATCH_UP) {
+          await this.fill(Number.MAX_SAFE_INTEGER);
+        } else if (next.seq > this.lastSeq) {
+          if (next.seq > this.lastSeq + 1) await this.fill(next.seq);
+          // If history no longer reaches back, the gap is accepted: members see the jump in seq.
+          if (next.seq > this.lastSeq && !this.disposed) this.deliver(next);
+        }
+        this.queue.shift();
+      }
+    } catch (err) {
+      // The bus is down: keep the queue and try again; nothing is delivered out of order meanwhile.
+      this.onError(err);
+      this.retryTimer = setTimeout(() => void this.pump(), RETRY_MS);
+      this.retryTimer.unref(); // must not keep the process alive
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** Delivers retained messages with lastSeq < seq < until. */
+  private async fill(until: number): Promise<void> {
+    for (;;) {
+      const page = await this.readAfter(this.lastSeq, FILL_BATCH);
+      if (this.disposed) return;
+      let progressed = false;
+      for (const message of page.messages) {
+        if (message.seq >= until) return;
+        if (message.seq > this.lastSeq) {
+          this.deliver(message);
+          progressed = true;
+        }
+      }
+      if (!progressed || page.messages.length < FILL_BATCH) return;
+    }
+  }
+}

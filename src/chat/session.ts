@@ -1,0 +1,236 @@
+import type { HistoryPage } from "../bus/broker.js";
+import type { PresenceEntry } from "../bus/presence.js";
+import { failure } from "../errors.js";
+import {
+  HISTORY_DEFAULT_LIMIT,
+  JOIN_MESSAGES,
+  RECOVERY_MESSAGES,
+  type Ack,
+  type ChatMessage,
+  type Failure,
+  type HistoryRequest,
+  type HistoryResult,
+  type JoinRequest,
+  type JoinResult,
+  type LeaveRequest,
+  type Member,
+  type MessageRequest,
+  type SendResult,
+  type TypingRequest,
+} from "../protocol.js";
+import type { ChatServiceDeps } from "./chat-service.js";
+import type { LocalRoom } from "./local-room.js";
+import { TokenBucket } from "./rate-limiter.js";
+import type { RoomRegistry } from "./room-registry.js";
+
+type Reply<T> = (ack: Ack<T>) => void;
+
+/** What a join read from history: the ack's messages and the last seq they cover. */
+interface JoinRead {
+  page: HistoryPage;
+  recovered?: boolean;
+}
+
+/**
+ * One connection's view of the chat: the rooms it is in, its rate limits, and the operations a
+ * client can ask for. Every operation answers with a value (an ack), never by throwing.
+ */
+export class Session {
+  /** Rooms joined or being joined; the promise settles true once joined, false if the join failed. */
+  private readonly memberships = new Map<string, Promise<boolean>>();
+  private readonly joined = new Set<string>();
+  private readonly messageBucket: TokenBucket;
+  private readonly typingBucket: TokenBucket;
+  private readonly entry: PresenceEntry;
+  private closed = false;
+
+  constructor(
+    readonly connId: string,
+    readonly user: Member,
+    private readonly deps: ChatServiceDeps,
+    private readonly rooms: RoomRegistry,
+    private readonly onClosed: () => void,
+  ) {
+    this.messageBucket = new TokenBucket(deps.limits.messageRate);
+    this.typingBucket = new TokenBucket(deps.limits.typingRate);
+    this.entry = { connId, user };
+  }
+
+  /** Answers through `reply` so the ack reaches the client before any live message of the room. */
+  async join(req: JoinRequest, reply: Reply<JoinResult>): Promise<void> {
+    const { room } = req;
+    if (this.closed) return reply(failure("unavailable", "connection closed"));
+    const pending = this.memberships.get(room);
+    if (pending && (await pending)) {
+      // Already a member: answer with the current state, the stream goes on as it was.
+      reply(await this.rejoin(req));
+      return;
+    }
+    if (this.memberships.size >= this.deps.limits.maxRoomsPerConnection) {
+      reply(failure("too_many_rooms"));
+      return;
+    }
+    let settle!: (joined: boolean) => void;
+    this.memberships.set(room, new Promise((resolve) => (settle = resolve)));
+    const result = await this.enter(req);
+    if (!result.ok) {
+      this.memberships.delete(room);
+      settle(false);
+      reply(result);
+      return;
+    }
+    reply(result.ack);
+    result.local.activate(this.connId, result.ack.head);
+    this.joined.add(room);
+    settle(true);
+  }
+
+  async leave(req: LeaveRequest): Promise<Ack<object>> {
+    const pending = this.memberships.get(req.room);
+    if (!pending || !(await pending) || !this.joined.has(req.room)) return failure("not_in_room");
+    await this.exit(req.room);
+    return { ok: true };
+  }
+
+  async send(req: MessageRequest): Promise<Ack<SendResult>> {
+    if (!this.joined.has(req.room)) return failure("not_in_room");
+    const { maxMessageLength } = this.deps.limits;
+    if (req.text.trim().length === 0) return failure("bad_request", "text must not be empty");
+    // Length counts characters (code points); .length is an upper bound, so count only when it may matter.
+    if (req.text.length > maxMessageLength && [...req.text].length > maxMessageLength) {
+      return failure("too_large", `text is longer than ${maxMessageLength} characters`);
+    }
+    if (!this.messageBucket.take()) return failure("rate_limited", "too many messages; slow down");
+    const draft = { room: req.room, ts: Date.now(), from: this.user, text: req.text } as Omit<ChatMessage, "seq">;
+    if (req.clientMsgId !== undefined) draft.clientMsgId = req.clientMsgId;
+    try {
+      const message = await this.deps.broker.publishMessage(req.room, draft);
+      return { ok: true, seq: message.seq, ts: message.ts };
+    } catch (err) {
+      this.deps.onBusError(err, "publish");
+      return failure("unavailable");
+    }
+  }
+
+  async history(req: HistoryRequest): Promise<Ack<HistoryResult>> {
+    if (!this.joined.has(req.room)) return failure("not_in_room");
+    const query = { limit: req.limit ?? HISTORY_DEFAULT_LIMIT, ...(req.before !== undefined && { before: req.before }) };
+    try {
+      const page = await this.deps.broker.history(req.room, query);
+      return { ok: true, messages: page.messages };
+    } catch (err) {
+      this.deps.onBusError(err, "history");
+      return failure("unavailable");
+    }
+  }
+
+  /** Typing is best effort: relayed if possible, never stored, dropped when the bus is down. */
+  typing(req: TypingRequest): Failure | undefined {
+    if (!this.joined.has(req.room)) return failure("not_in_room");
+    if (!this.typingBucket.take()) return failure("rate_limited", "too many typing events; slow down");
+    const event = { type: "typing", event: { room: req.room, member: this.user }, origin: this.connId } as const;
+    this.deps.broker.publishEphemeral(req.room, event).catch(() => {});
+    return undefined;
+  }
+
+  /** The connection is gone: leave every room. Joins still in flight roll themselves back. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([...this.joined].map((room) => this.exit(room)));
+    this.onClosed();
+  }
+
+  private async enter(
+    req: JoinRequest,
+  ): Promise<{ ok: true; ack: { ok: true } & JoinResult; local: LocalRoom } | Failure> {
+    const { room } = req;
+    let local: LocalRoom;
+    try {
+      local = await this.rooms.acquire(room);
+    } catch {
+      return failure("unavailable");
+    }
+    local.beginJoin(this.connId);
+    let added = false;
+    const undo = async (): Promise<void> => {
+      local.remove(this.connId);
+      this.rooms.release(room);
+      if (added) await this.removePresence(room);
+    };
+    try {
+      const presence = await this.deps.presence.add(room, this.entry, this.deps.limits.roomCapacity);
+      if (!presence.ok) {
+        await undo();
+        return failure("room_full", `room ${room} is full`);
+      }
+      added = true;
+      if (presence.firstOfUser) this.announce(room, "join");
+      const read = await this.readForJoin(req);
+      if (this.closed) {
+        await undo();
+        return failure("unavailable", "connection closed");
+      }
+      const { head, epoch, messages } = read.page;
+      const ack = { ok: true as const, room, head, epoch, members: presence.members, messages };
+      return { ok: true, ack: read.recovered === undefined ? ack : { ...ack, recovered: read.recovered }, local };
+    } catch (err) {
+      this.deps.onBusError(err, "join");
+      await undo().catch(() => {});
+      return failure("unavailable");
+    }
+  }
+
+  /**
+   * Without `since`: the newest messages. With it: every retained message after it, and whether
+   * that closes the gap. A `since` from another epoch or beyond the head belongs to an earlier
+   * life of the room: nothing can be recovered, so the client gets the newest messages instead.
+   */
+  private async readForJoin(req: JoinRequest): Promise<JoinRead> {
+    const { broker } = this.deps;
+    const { room, since } = req;
+    if (since === undefined) return { page: await broker.history(room, { limit: JOIN_MESSAGES }) };
+    const page = await broker.history(room, { after: since, limit: RECOVERY_MESSAGES });
+    const sameLife = (req.epoch === undefined || req.epoch === page.epoch || since === 0) && since <= page.head;
+    if (!sameLife) return { page: await broker.history(room, { limit: JOIN_MESSAGES }), recovered: false };
+    const missing = page.head - since;
+    if (missing > RECOVERY_MESSAGES) {
+      return { page: await broker.history(room, { limit: RECOVERY_MESSAGES }), recovered: false };
+    }
+    return { page, recovered: page.messages.length === missing };
+  }
+
+  private async rejoin(req: JoinRequest): Promise<Ack<JoinResult>> {
+    try {
+      const [read, members] = await Promise.all([this.readForJoin(req), this.deps.presence.members(req.room)]);
+      const { head, epoch, messages } = read.page;
+      const ack = { ok: true as const, room: req.room, head, epoch, members, messages };
+      return read.recovered === undefined ? ack : { ...ack, recovered: read.recovered };
+    } catch (err) {
+      this.deps.onBusError(err, "join");
+      return failure("unavailable");
+    }
+  }
+
+  private async exit(room: string): Promise<void> {
+    this.joined.delete(room);
+    this.memberships.delete(room);
+    this.rooms.get(room)?.remove(this.connId);
+    this.rooms.release(room);
+    await this.removePresence(room);
+  }
+
+  private async removePresence(room: string): Promise<void> {
+    try {
+      const { lastOfUser } = await this.deps.presence.remove(room, this.entry);
+      if (lastOfUser) this.announce(room, "leave");
+    } catch (err) {
+      this.deps.onBusError(err, "presence remove");
+    }
+  }
+
+  private announce(room: string, kind: "join" | "leave"): void {
+    const event = { type: "presence", event: { room, event: kind, member: this.user }, origin: this.connId } as const;
+    this.deps.broker.publishEphemeral(room, event).catch((err) => this.deps.onBusError(err, "presence relay"));
+  }
+}

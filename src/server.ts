@@ -1,0 +1,124 @@
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { createServer, type Server as HttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
+import { fileURLToPath } from "node:url";
+import { pino, type Logger } from "pino";
+import { Server } from "socket.io";
+import { createBus } from "./bus/create-bus.js";
+import { ChatService } from "./chat/chat-service.js";
+import { defaultOptions, type ChatOptions } from "./config.js";
+import { createHttpHandler, type HttpHandler } from "./http/http-handler.js";
+import { Metrics } from "./metrics.js";
+import { CHAT_NAMESPACE } from "./protocol.js";
+import { bindChatNamespace } from "./transport/chat-namespace.js";
+import { SocketGateway } from "./transport/socket-gateway.js";
+
+export interface CreateChatServerOptions extends Partial<ChatOptions> {
+  /** Attach to this server instead of creating one; mount `chat.httpHandler` yourself for /healthz etc. */
+  httpServer?: HttpServer;
+  logger?: Logger;
+  /** Folder of the web client to serve at /; defaults to the one built with the package. */
+  webRoot?: string | false;
+}
+
+export interface ChatServer {
+  readonly nodeId: string;
+  readonly io: Server;
+  readonly httpServer: HttpServer;
+  readonly httpHandler: HttpHandler;
+  readonly logger: Logger;
+  listen(port?: number, host?: string): Promise<AddressInfo>;
+  /** Graceful: stops taking connections, closes clients so they reconnect elsewhere, leaves presence, closes the bus. */
+  close(): Promise<void>;
+}
+
+const BUILT_WEB_ROOT = fileURLToPath(new URL("../web", import.meta.url));
+
+/** Creates a roomcast server: the library entry point the command line is a thin layer over. */
+export async function createChatServer(input: CreateChatServerOptions = {}): Promise<ChatServer> {
+  const { httpServer: givenServer, logger: givenLogger, webRoot: givenWebRoot, ...overrides } = input;
+  const options = defaultOptions(overrides);
+  const nodeId = options.nodeId || `${hostname()}-${randomBytes(3).toString("hex")}`;
+  const logger = givenLogger ?? pino({ level: options.logLevel, base: { node: nodeId } });
+  const metrics = new Metrics({ processMetrics: true });
+  const { broker, presence } = await createBus(options, nodeId, logger);
+  let draining = false;
+
+  const webRoot = givenWebRoot === false ? undefined : (givenWebRoot ?? (existsSync(BUILT_WEB_ROOT) ? BUILT_WEB_ROOT : undefined));
+  const httpHandler = createHttpHandler({
+    nodeId,
+    metrics,
+    webRoot,
+    isReady: () => !draining && broker.isReady(),
+    connections: () => service.sessionCount,
+  });
+  // The request listener must exist before Socket.IO attaches: it wraps the listeners it finds.
+  const httpServer = givenServer ?? createServer(httpHandler);
+  const origins = options.corsOrigin ? options.corsOrigin.split(",").map((o) => o.trim()) : undefined;
+  const io = new Server(httpServer, {
+    serveClient: false,
+    ...(origins && { cors: { origin: origins.length === 1 && origins[0] === "*" ? "*" : origins } }),
+  });
+  const nsp = io.of(CHAT_NAMESPACE);
+  const service = new ChatService({
+    broker,
+    presence,
+    gateway: new SocketGateway(nsp),
+    unsubscribeDelayMs: options.unsubscribeDelay,
+    limits: {
+      maxMessageLength: options.maxMessageLength,
+      maxRoomsPerConnection: options.maxRoomsPerConnection,
+      roomCapacity: options.roomCapacity,
+      messageRate: { perSecond: options.messageRate, burst: options.messageBurst },
+      typingRate: { perSecond: options.typingRate, burst: options.typingBurst },
+    },
+    onBusError: (err, context) => {
+      metrics.busErrors.inc({ op: context.split(" ")[0] });
+      logger.warn({ err, context }, "bus operation failed");
+    },
+  });
+  bindChatNamespace(
+    nsp,
+    service,
+    { nodeId, maxBufferedPackets: options.maxBufferedPackets, jwtSecret: options.jwtSecret || undefined },
+    { logger, metrics },
+  );
+  metrics.roomCount = () => service.rooms.size;
+
+  let closing: Promise<void> | undefined;
+  return {
+    nodeId,
+    io,
+    httpServer,
+    httpHandler,
+    logger,
+    listen(port = options.port, host = options.host || undefined) {
+      return new Promise((resolve, reject) => {
+        httpServer.once("error", reject);
+        httpServer.listen(port, host, () => {
+          httpServer.off("error", reject);
+          resolve(httpServer.address() as AddressInfo);
+        });
+      });
+    },
+    close() {
+      closing ??= (async () => {
+        draining = true;
+        // A server we were given belongs to the caller: we only detach from it.
+        const ours = !givenServer && httpServer.listening;
+        const stopped = new Promise<void>((resolve) => (ours ? httpServer.close(() => resolve()) : resolve()));
+        // Closing the transport (not a Socket.IO disconnect) makes clients reconnect, to another process if there is one.
+        for (const socket of nsp.sockets.values()) socket.conn.close();
+        await service.close();
+        await Promise.allSettled([broker.close(), presence.close()]);
+        io.engine.close();
+        if (ours) httpServer.closeAllConnections();
+        await stopped;
+        logger.info("closed");
+      })();
+      return closing;
+    },
+  };
+}
