@@ -33,6 +33,7 @@ const OPTIONS = {
   host: { schema: z.string().min(1), default: "", help: "interface to bind (default: all)" },
   redisUrl: { schema: z.string().regex(/^rediss?:\/\//, "expected redis://host:port"), default: "", help: "Redis for scale-out; empty = in-memory bus" },
   redisPrefix: { schema: z.string().regex(/^[\w:.-]{1,64}$/, "expected 1-64 of A-Z a-z 0-9 _ : . -"), default: "roomcast:", help: "prefix of every Redis key and channel" },
+  redisTimeout: { schema: Duration, default: "2s", help: "longest wait for one Redis command before answering unavailable" },
   maxMessageLength: { schema: int(1, 1_000_000), default: "4000", help: "characters per message" },
   maxRoomsPerConnection: { schema: int(1, 10_000), default: "50", help: "rooms one connection may be in" },
   roomCapacity: { schema: int(0, 1_000_000), default: "0", help: "users per room, 0 = unlimited" },

@@ -43,7 +43,8 @@ export async function createChatServer(input: CreateChatServerOptions = {}): Pro
   const nodeId = options.nodeId || `${hostname()}-${randomBytes(3).toString("hex")}`;
   const logger = givenLogger ?? pino({ level: options.logLevel, base: { node: nodeId } });
   const metrics = new Metrics({ processMetrics: true });
-  const { broker, presence } = await createBus(options, nodeId, logger);
+  const bus = await createBus(options, nodeId, logger);
+  const { broker, presence } = bus;
   let draining = false;
 
   const webRoot = givenWebRoot === false ? undefined : (givenWebRoot ?? (existsSync(BUILT_WEB_ROOT) ? BUILT_WEB_ROOT : undefined));
@@ -113,6 +114,7 @@ export async function createChatServer(input: CreateChatServerOptions = {}): Pro
         for (const socket of nsp.sockets.values()) socket.conn.close();
         await service.close();
         await Promise.allSettled([broker.close(), presence.close()]);
+        await bus.close();
         io.engine.close();
         if (ours) httpServer.closeAllConnections();
         await stopped;

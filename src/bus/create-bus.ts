@@ -2,19 +2,38 @@ import type { Logger } from "pino";
 import type { ChatOptions } from "../config.js";
 import type { Broker } from "./broker.js";
 import { MemoryBroker } from "./broker-memory.js";
+import { RedisBroker } from "./broker-redis.js";
 import type { PresenceStore } from "./presence.js";
 import { MemoryPresence } from "./presence-memory.js";
+import { RedisPresence } from "./presence-redis.js";
+import { RedisConnection } from "./redis-connection.js";
+import { RedisKeys } from "./redis-keys.js";
 
 export interface Bus {
   broker: Broker;
   presence: PresenceStore;
+  /** Closes what the broker and presence share (the Redis connections). */
+  close(): Promise<void>;
 }
 
 /** The in-memory bus unless REDIS_URL is set. */
-export async function createBus(options: ChatOptions, _nodeId: string, _logger: Logger): Promise<Bus> {
-  if (options.redisUrl) throw new Error("REDIS_URL is not supported yet");
+export async function createBus(options: ChatOptions, nodeId: string, logger: Logger): Promise<Bus> {
+  if (!options.redisUrl) {
+    return {
+      broker: new MemoryBroker({ historyLimit: options.historyLimit, historyTtlMs: options.historyTtl }),
+      presence: new MemoryPresence(),
+      close: async () => {},
+    };
+  }
+  const redis = new RedisConnection({ url: options.redisUrl, logger });
+  await redis.connect();
+  const keys = new RedisKeys(options.redisPrefix);
+  const commandTimeoutMs = options.redisTimeout;
+  const presence = new RedisPresence(redis, keys, { nodeId, presenceTimeoutMs: options.presenceTimeout, commandTimeoutMs, logger });
+  await presence.start();
   return {
-    broker: new MemoryBroker({ historyLimit: options.historyLimit, historyTtlMs: options.historyTtl }),
-    presence: new MemoryPresence(),
+    broker: new RedisBroker(redis, keys, { historyLimit: options.historyLimit, historyTtlMs: options.historyTtl, commandTimeoutMs }),
+    presence,
+    close: () => redis.close(),
   };
 }

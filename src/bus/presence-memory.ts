@@ -41,7 +41,7 @@ export class MemoryPresence implements PresenceStore {
     return users ? this.list(users) : [];
   }
 
-  onExpired(): void {
+  onChange(): void {
     // One process: its entries die with it.
   }
 

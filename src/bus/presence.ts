@@ -8,21 +8,24 @@ export interface PresenceEntry {
 
 export type AddResult = { ok: true; firstOfUser: boolean; members: Member[] } | { ok: false; reason: "room_full" };
 
-/** A member whose process went away without saying goodbye. */
-export type ExpiredHandler = (room: string, member: Member) => void;
+/**
+ * A change the store found by itself, not asked for by a session: the users of a process that
+ * died ("leave"), or users re-added after the store had dropped them while disconnected ("join").
+ */
+export type PresenceChangeHandler = (room: string, kind: "join" | "leave", member: Member) => void;
 
 /**
  * Who is in which room, cluster-wide.
  *
  * Contract: `add` checks capacity (counted in users, not connections) atomically with adding, so
  * concurrent joins never overfill a room. Entries of a process that stops refreshing them expire
- * within the configured presence timeout, and `onExpired` reports each user that left that way.
+ * within the configured presence timeout, and `onChange` reports each user that left that way.
  */
 export interface PresenceStore {
   add(room: string, entry: PresenceEntry, capacity: number): Promise<AddResult>;
   /** Returns whether this was the user's last connection in the room. */
   remove(room: string, entry: PresenceEntry): Promise<{ lastOfUser: boolean }>;
   members(room: string): Promise<Member[]>;
-  onExpired(handler: ExpiredHandler): void;
+  onChange(handler: PresenceChangeHandler): void;
   close(): Promise<void>;
 }

@@ -45,9 +45,9 @@ export class ChatService {
       else local.relay(event);
     });
     deps.broker.onResync(() => this.rooms.resyncAll());
-    deps.presence.onExpired((room, member) => {
-      const event = { type: "presence", event: { room, event: "leave", member }, origin: "" } as const;
-      deps.broker.publishEphemeral(room, event).catch((err) => deps.onBusError(err, "presence expiry"));
+    deps.presence.onChange((room, kind, member) => {
+      const event = { type: "presence", event: { room, event: kind, member }, origin: "" } as const;
+      deps.broker.publishEphemeral(room, event).catch((err) => deps.onBusError(err, "presence relay"));
     });
   }
 

@@ -1,0 +1,117 @@
+import { randomBytes } from "node:crypto";
+import type { ChatMessage } from "../protocol.js";
+import type { Broker, BrokerEventHandler, EphemeralEvent, HistoryPage, HistoryQuery, MessageDraft, RoomEvent } from "./broker.js";
+import type { RedisConnection } from "./redis-connection.js";
+import type { RedisKeys } from "./redis-keys.js";
+import { SCRIPTS, withTimeout } from "./redis-scripts.js";
+
+export interface RedisBrokerOptions {
+  historyLimit: number;
+  historyTtlMs: number;
+  commandTimeoutMs: number;
+}
+
+type Listener = (payload: string) => void;
+
+/**
+ * The broker over Redis pub/sub with one channel per room: a process subscribes only to the rooms
+ * it has members in, so it receives nothing else. Seq, history and publish are one Lua script.
+ * On the channel, a payload is a one-letter type ('m' message, 'p' presence, 't' typing) + JSON.
+ */
+export class RedisBroker implements Broker {
+  private handler: BrokerEventHandler = () => {};
+  private readonly listeners = new Map<string, Listener>();
+
+  constructor(
+    private readonly redis: RedisConnection,
+    private readonly keys: RedisKeys,
+    private readonly options: RedisBrokerOptions,
+  ) {}
+
+  onEvent(handler: BrokerEventHandler): void {
+    this.handler = handler;
+  }
+
+  onResync(handler: () => void): void {
+    this.redis.onReconnect(handler);
+  }
+
+  async subscribe(room: string): Promise<void> {
+    if (this.listeners.has(room)) return;
+    const listener: Listener = (payload) => this.dispatch(room, payload);
+    this.listeners.set(room, listener);
+    try {
+      await this.bounded(this.redis.subscriber.subscribe(this.keys.channel(room), listener), "subscribe");
+    } catch (err) {
+      await this.unsubscribe(room).catch(() => {});
+      throw err;
+    }
+  }
+
+  async unsubscribe(room: string): Promise<void> {
+    const listener = this.listeners.get(room);
+    if (!listener) return;
+    this.listeners.delete(room);
+    // node-redis drops the listener locally before it sends UNSUBSCRIBE, so even when this fails
+    // (Redis down) the channel is not restored on reconnect.
+    await this.bounded(this.redis.subscriber.unsubscribe(this.keys.channel(room), listener), "unsubscribe");
+  }
+
+  async publishMessage(room: string, draft: MessageDraft): Promise<ChatMessage> {
+    const json = JSON.stringify(draft);
+    const seq = await this.bounded(
+      SCRIPTS.publish.run<number>(
+        this.redis.commands,
+        [this.keys.meta(room), this.keys.history(room)],
+        [json, this.options.historyLimit, this.options.historyTtlMs, this.keys.channel(room), newEpoch(), "0"],
+      ),
+      "publish",
+    );
+    return { seq: Number(seq), ...draft };
+  }
+
+  async publishEphemeral(room: string, event: EphemeralEvent): Promise<void> {
+    const payload = (event.type === "presence" ? "p" : "t") + JSON.stringify({ event: event.event, origin: event.origin });
+    await this.bounded(this.redis.commands.publish(this.keys.channel(room), payload), "publish");
+  }
+
+  async history(room: string, query: HistoryQuery): Promise<HistoryPage> {
+    const [mode, bound] = "after" in query ? ["a", String(query.after)] : ["b", query.before === undefined ? "" : String(query.before)];
+    const [head, epoch, entries] = await this.bounded(
+      SCRIPTS.history.run<[number, string, string[]]>(
+        this.redis.commands,
+        [this.keys.meta(room), this.keys.history(room)],
+        [mode, bound, query.limit, this.options.historyTtlMs, newEpoch()],
+      ),
+      "history",
+    );
+    return { head: Number(head), epoch, messages: entries.map((entry) => JSON.parse(entry) as ChatMessage) };
+  }
+
+  isReady(): boolean {
+    return this.redis.isReady();
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+  }
+
+  private dispatch(room: string, payload: string): void {
+    const kind = payload[0];
+    const body = JSON.parse(payload.slice(1)) as { event: never; origin: string };
+    let event: RoomEvent;
+    if (kind === "m") event = { type: "message", message: body as unknown as ChatMessage };
+    else if (kind === "p") event = { type: "presence", event: body.event, origin: body.origin };
+    else if (kind === "t") event = { type: "typing", event: body.event, origin: body.origin };
+    else return;
+    this.handler(room, event);
+  }
+
+  private bounded<T>(promise: Promise<T>, what: string): Promise<T> {
+    return withTimeout(promise, this.options.commandTimeoutMs, what);
+  }
+}
+
+function newEpoch(): string {
+  return randomBytes(6).toString("base64url");
+}

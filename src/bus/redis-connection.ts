@@ -1,0 +1,67 @@
+import { createClient, type RedisClientType } from "@redis/client";
+import type { Logger } from "pino";
+
+export interface RedisConnectionOptions {
+  url: string;
+  logger: Logger;
+}
+
+/**
+ * The two connections a process keeps to Redis: one for commands, one for subscriptions (a
+ * subscribed connection can run nothing else). Both reconnect by themselves; node-redis restores
+ * the subscriptions of the second before it reports ready again.
+ */
+export class RedisConnection {
+  readonly commands: RedisClientType;
+  readonly subscriber: RedisClientType;
+  private readonly reconnectHandlers: Array<() => void> = [];
+
+  constructor(options: RedisConnectionOptions) {
+    const { url, logger } = options;
+    const config = {
+      url,
+      // Fail fast while disconnected instead of queueing: a message gets `unavailable`, not a hang.
+      disableOfflineQueue: true,
+      // A ping notices a dead or paused server even on a quiet subscriber connection.
+      pingInterval: 1000,
+      socket: {
+        connectTimeout: 2000,
+        socketTimeout: 5000,
+        reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 1000),
+      },
+    };
+    this.commands = createClient(config) as RedisClientType;
+    this.subscriber = createClient(config) as RedisClientType;
+    for (const [role, client] of [["commands", this.commands], ["subscriber", this.subscriber]] as const) {
+      let everReady = false;
+      let down = false;
+      client.on("error", (err: unknown) => {
+        if (!down) logger.warn({ err, role }, "redis connection lost");
+        down = true;
+      });
+      client.on("ready", () => {
+        if (everReady) logger.info({ role }, "redis connection restored");
+        if (everReady) for (const handler of this.reconnectHandlers) handler();
+        everReady = true;
+        down = false;
+      });
+    }
+  }
+
+  async connect(): Promise<void> {
+    await Promise.all([this.commands.connect(), this.subscriber.connect()]);
+  }
+
+  /** Called whenever either connection comes back after a loss. */
+  onReconnect(handler: () => void): void {
+    this.reconnectHandlers.push(handler);
+  }
+
+  isReady(): boolean {
+    return this.commands.isReady && this.subscriber.isReady;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.commands.close(), this.subscriber.close()]);
+  }
+}

@@ -1,0 +1,45 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { RedisClientType } from "@redis/client";
+
+// Lua lives in its own files (src/bus/lua); the build copies them next to the compiled code.
+const LUA_DIR = new URL("./lua/", import.meta.url);
+
+/** A Lua script run by EVALSHA, falling back to EVAL when Redis lost its script cache (a restart). */
+export class RedisScript {
+  private readonly source: string;
+  private readonly sha: string;
+
+  constructor(readonly name: string) {
+    this.source = readFileSync(new URL(`${name}.lua`, LUA_DIR), "utf8");
+    this.sha = createHash("sha1").update(this.source).digest("hex");
+  }
+
+  async run<T>(client: RedisClientType, keys: string[], args: Array<string | number>): Promise<T> {
+    const tail = [String(keys.length), ...keys, ...args.map(String)];
+    try {
+      return (await client.sendCommand(["EVALSHA", this.sha, ...tail])) as T;
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
+      return (await client.sendCommand(["EVAL", this.source, ...tail])) as T;
+    }
+  }
+}
+
+export const SCRIPTS = {
+  publish: new RedisScript("publish"),
+  history: new RedisScript("history"),
+  presenceAdd: new RedisScript("presence-add"),
+  presenceRemove: new RedisScript("presence-remove"),
+  claimNode: new RedisScript("claim-node"),
+};
+
+/** Bounds a Redis call: a paused or unreachable Redis must not hang a client's request. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`redis ${what} timed out after ${ms} ms`)), ms);
+    timer.unref(); // must not keep the process alive
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
