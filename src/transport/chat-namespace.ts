@@ -25,10 +25,8 @@ const HANDLERS: { [E in ClientEventName]: Handler<E> } = {
   leave: async (session, req, reply) => reply(await session.leave(req)),
   message: async (session, req, reply) => reply(await session.send(req)),
   history: async (session, req, reply) => reply(await session.history(req)),
-  typing: (session, req, reply) => {
-    const error = session.typing(req);
-    if (error) reply(error);
-  },
+  // No ack is needed, but a client that passes one must get an answer, not a timeout.
+  typing: (session, req, reply) => reply(session.typing(req) ?? { ok: true }),
 };
 
 /** Binds Socket.IO events of the chat namespace to the chat domain: validate, call, acknowledge. */
@@ -129,7 +127,8 @@ function guardWriteBuffer(socket: Socket, maxPackets: number, onClose: () => voi
   conn.on("packetCreate", () => {
     if (buffered.writeBuffer.length > maxPackets && conn.readyState === "open") {
       onClose();
-      conn.close();
+      // Discard: a plain close() waits for the buffer to drain, which a reader that stopped never does.
+      conn.close(true);
     }
   });
 }
