@@ -1,6 +1,6 @@
 import { createReadStream, existsSync, statSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { extname, join, normalize, sep } from "node:path";
+import { extname, join, normalize, resolve, sep } from "node:path";
 import type { Metrics } from "../metrics.js";
 
 export interface HttpHandlerDeps {
@@ -32,6 +32,8 @@ const TYPES: Record<string, string> = {
  */
 export function createHttpHandler(deps: HttpHandlerDeps): HttpHandler {
   const started = Date.now();
+  // Absolute and without a trailing separator: the containment check below compares prefixes.
+  const webRoot = deps.webRoot ? resolve(deps.webRoot) : undefined;
   return (req, res, next) => {
     const path = (req.url ?? "/").split("?")[0]!;
     if (req.method !== "GET" && req.method !== "HEAD") return notFound(res, next);
@@ -52,7 +54,7 @@ export function createHttpHandler(deps: HttpHandlerDeps): HttpHandler {
         );
         return;
       default:
-        if (!serveStatic(deps.webRoot, path, res)) notFound(res, next);
+        if (!serveStatic(webRoot, path, res)) notFound(res, next);
     }
   };
 }
