@@ -1,0 +1,82 @@
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { createChatServer } from "../src/server.js";
+import { TestClient, waitUntil } from "./helpers/client.js";
+
+const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
+
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  probe.listen(0, "127.0.0.1");
+  await once(probe, "listening");
+  const { port } = probe.address() as { port: number };
+  probe.close();
+  await once(probe, "close");
+  return port;
+}
+
+/** Starts `roomcast` as its own process and resolves once it logged that it listens. */
+async function startProcess(port: number): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(process.execPath, [CLI], {
+    env: { PATH: process.env.PATH ?? "", PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info", UNSUBSCRIBE_DELAY: "0" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  await waitUntil(() => output.includes(`roomcast listening on http://127.0.0.1:${port}`) || child.exitCode !== null, "the listening log line", 10_000);
+  assert.equal(child.exitCode, null, `roomcast did not start: ${output}`);
+  return { child, output: () => output };
+}
+
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  describe(`graceful shutdown on ${signal}`, () => {
+    it("exits 0 and closes clients so that they reconnect, to whichever process serves next", async () => {
+      const port = await freePort();
+      const { child, output } = await startProcess(port);
+      const url = `http://127.0.0.1:${port}`;
+      const clients = [
+        await TestClient.connect(url, { name: "ann" }, { reconnection: true }),
+        await TestClient.connect(url, { name: "bob" }, { reconnection: true }),
+      ];
+      const reasons: string[][] = clients.map(() => []);
+      clients.forEach((c, i) => c.socket.on("disconnect", (reason) => reasons[i]!.push(reason)));
+      try {
+        for (const c of clients) await c.joinOk("lobby");
+        await clients[0]!.sendOk("lobby", "before the end");
+        assert.equal((await fetch(`${url}/readyz`)).status, 200);
+
+        const exited = once(child, "exit") as Promise<[number | null, string | null]>;
+        child.kill(signal);
+        const [code] = await exited;
+        assert.equal(code, 0, `exit code; output:\n${output()}`);
+        assert.match(output(), new RegExp(`"signal":"${signal}"`));
+        assert.match(output(), /"msg":"closed"/);
+
+        for (const [i, c] of clients.entries()) {
+          await waitUntil(() => reasons[i]!.length > 0, "disconnect");
+          assert.deepEqual(reasons[i], ["transport close"], "a transport close, not an io server disconnect");
+          assert.equal(c.socket.active, true, "the client keeps trying to reconnect");
+        }
+
+        // The next server on the same address takes the clients back without their doing anything.
+        const next = await createChatServer({ logLevel: "silent", webRoot: false });
+        try {
+          await next.listen(port, "127.0.0.1");
+          for (const c of clients) await c.until(() => c.received("hello").length === 2, "reconnected", 10_000);
+          assert.equal(clients[0]!.received("hello").at(-1) && (clients[0]!.received("hello").at(-1) as { node: string }).node, next.nodeId);
+        } finally {
+          for (const c of clients) c.close();
+          await next.close();
+        }
+      } finally {
+        for (const c of clients) c.close();
+        if (child.exitCode === null) child.kill("SIGKILL");
+      }
+    });
+  });
+}
