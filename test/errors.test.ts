@@ -7,10 +7,12 @@ import { ERROR_CODES } from "../src/protocol.js";
 
 const PROTOCOL_DOC = fileURLToPath(new URL("../../docs/protocol.md", import.meta.url));
 
-/** The codes in the first column of docs/protocol.md's error table: rows like "| `bad_request` | ... |". */
+/** The codes in the first column of the table in docs/protocol.md's "## Errors" section: rows like "| `bad_request` | ... |". */
 function documentedCodes(): string[] {
   const text = readFileSync(PROTOCOL_DOC, "utf8");
-  return [...text.matchAll(/^\|\s*`([a-z_]+)`\s*\|/gm)].map((m) => m[1]!);
+  const section = /^## Errors\n([\s\S]*?)(?=^## |(?![\s\S]))/m.exec(text);
+  assert.ok(section, "docs/protocol.md has an ## Errors section");
+  return [...section[1]!.matchAll(/^\|\s*`([a-z_]+)`\s*\|/gm)].map((m) => m[1]!);
 }
 
 describe("the error catalogue", () => {
