@@ -154,14 +154,7 @@ export class ChatClient {
   async leave(name: string): Promise<Outcome> {
     const room = this.rooms.get(name);
     if (!room) return failure("not_in_room");
-    this.rooms.delete(name);
-    this.settleJoin(room, failure("not_in_room", "left before the join finished"));
-    for (const [id, waiter] of this.sendWaiters) {
-      if (waiter.room === room) {
-        this.sendWaiters.delete(id);
-        waiter.resolve(failure("not_in_room", "left the room"));
-      }
-    }
+    this.drop(room, failure("not_in_room", "left the room"));
     this.emit({ type: "left", room });
     // Disconnected: the server already forgot us. Otherwise not_in_room just means it had.
     if (this.socket.connected) await this.request<object>("leave", { room: name });
@@ -292,11 +285,12 @@ export class ChatClient {
         if (rejoin) {
           room.status = "failed";
           room.notice("error", ack.error.code, `Could not rejoin #${room.name}: ${describeError(ack.error)}`);
+          this.emit({ type: "join-failed", room, error: ack.error, rejoin });
+          this.settleJoin(room, ack);
         } else {
-          this.rooms.delete(room.name);
+          this.drop(room, ack);
+          this.emit({ type: "join-failed", room, error: ack.error, rejoin });
         }
-        this.emit({ type: "join-failed", room, error: ack.error, rejoin });
-        this.settleJoin(room, ack);
         return;
       }
       const outcome = room.applyJoin(ack);
@@ -357,6 +351,18 @@ export class ChatClient {
       if (pending && pending.status !== "failed") continue;
       this.sendWaiters.delete(id);
       waiter.resolve(pending?.error ? { ok: false, error: pending.error } : { ok: true });
+    }
+  }
+
+  /** Forgets a room: its join and its unsent messages end with `outcome`. */
+  private drop(room: RoomState, outcome: Failure): void {
+    this.rooms.delete(room.name);
+    this.sending.delete(room);
+    this.settleJoin(room, outcome);
+    for (const [id, waiter] of this.sendWaiters) {
+      if (waiter.room !== room) continue;
+      this.sendWaiters.delete(id);
+      waiter.resolve(outcome);
     }
   }
 
