@@ -1,0 +1,279 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { after, afterEach, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import type { Browser } from "playwright-core";
+import { CHAT_NAMESPACE } from "../src/protocol.js";
+import { createChatServer, type ChatServer, type CreateChatServerOptions } from "../src/server.js";
+import { ChatPage, launchChromium } from "./helpers/browser.js";
+import { TestClient } from "./helpers/client.js";
+
+const WEB_ROOT = fileURLToPath(new URL("../web", import.meta.url));
+const OPTIONS: CreateChatServerOptions = {
+  logLevel: "silent",
+  unsubscribeDelay: 0,
+  webRoot: WEB_ROOT,
+  maxMessageLength: 300,
+  // The scroll-back test fills a room quickly; the limits have their own tests.
+  messageRate: 1000,
+  messageBurst: 1000,
+};
+
+async function serve(port = 0): Promise<{ server: ChatServer; url: string; port: number }> {
+  const server = await createChatServer(OPTIONS);
+  const address = await server.listen(port, "127.0.0.1");
+  return { server, port: address.port, url: `http://127.0.0.1:${address.port}` };
+}
+
+describe("web client in headless Chromium", () => {
+  let browser: Browser;
+  let srv: Awaited<ReturnType<typeof serve>>;
+  const pages: ChatPage[] = [];
+  const clients: TestClient[] = [];
+
+  const open = async (name: string, room: string, viewport?: { width: number; height: number }): Promise<ChatPage> => {
+    const page = await ChatPage.open(browser, `${srv.url}/`, viewport);
+    pages.push(page);
+    await page.enter(name, room);
+    return page;
+  };
+  const connect = async (name: string): Promise<TestClient> => {
+    const client = await TestClient.connect(srv.url, { name });
+    clients.push(client);
+    return client;
+  };
+  /** The server's order of a room: what every page must end up showing. */
+  const serverTexts = async (room: string): Promise<string[]> => {
+    const reader = await connect("reader");
+    await reader.joinOk(room);
+    const page = await reader.history(room, { limit: 100 });
+    assert.ok(page.ok);
+    reader.close();
+    return page.messages.map((m) => m.text);
+  };
+
+  before(async () => {
+    assert.ok(existsSync(`${WEB_ROOT}/index.html`) && existsSync(`${WEB_ROOT}/app.js`), `no built web client in ${WEB_ROOT}: run npm run build`);
+    browser = await launchChromium();
+    srv = await serve();
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    for (const p of pages.splice(0)) await p.close().catch(() => {});
+  });
+  after(async () => {
+    await browser?.close();
+    await srv?.server.close();
+  });
+
+  it("shows a message typed in one page in the other, with sender and time, once", async () => {
+    const ann = await open("ann", "hello");
+    const bob = await open("bob", "hello");
+    await ann.send("hi bob");
+    await bob.waitTexts(["hi bob"]);
+    await ann.waitTexts(["hi bob"]);
+    const shown = await bob.page.$eval(".timeline.active .msg", (m) => ({ author: m.querySelector(".author")?.textContent, time: m.querySelector(".time")?.textContent }));
+    assert.equal(shown.author, "ann");
+    assert.match(shown.time ?? "", /^\d\d:\d\d$/);
+    await bob.send("hello ann");
+    await ann.waitTexts(["hi bob", "hello ann"]);
+    // The sender's pending copy was replaced by the server's, not added to it.
+    assert.equal(await ann.page.locator(".msg.pending").count(), 0);
+    assert.deepEqual(await bob.texts(), ["hi bob", "hello ann"]);
+    assert.deepEqual([...ann.errors, ...bob.errors], []);
+  });
+
+  it("shows who is in the room, who joins and leaves, and who is typing", async () => {
+    const ann = await open("ann", "presence");
+    const bob = await open("bob", "presence");
+    await ann.waitText(".timeline.active .notice", "bob joined");
+    const members = (p: ChatPage) => p.page.$$eval("#member-list .member-name", (els) => els.map((e) => e.textContent));
+    await ann.page.waitForFunction(() => document.querySelectorAll("#member-list .member").length === 2);
+    assert.deepEqual(await members(ann), ["ann", "bob"]);
+    assert.deepEqual(await members(bob), ["ann", "bob"]);
+    assert.equal(await ann.page.textContent("#room-sub"), "2 members");
+
+    await bob.type("I am typ");
+    await ann.waitText("#typing", "bob is typing");
+    await bob.page.press("#input", "Enter");
+    await ann.waitTexts(["I am typ"]);
+    assert.equal(await ann.page.textContent("#typing"), "", "a message ends its sender's typing");
+    assert.equal(await bob.page.textContent("#typing"), "", "nobody sees their own typing");
+
+    await bob.page.click('.room-item[data-room="presence"] .room-leave');
+    await ann.waitText(".timeline.active .notice", "bob left");
+    await ann.page.waitForFunction(() => document.querySelectorAll("#member-list .member").length === 1);
+    assert.equal(await bob.page.isVisible("#empty"), true, "with no room left the page offers to join one");
+  });
+
+  it("renders message text and names as text, never as HTML", async () => {
+    const xss = "<img src=x onerror=alert(1)>";
+    const eve = await open("<b>eve</b>", "xss");
+    const bob = await open("bob", "xss");
+    await eve.send(xss);
+    await bob.waitTexts([xss]);
+    assert.equal(await bob.page.textContent(".timeline.active .msg .author"), "<b>eve</b>");
+    for (const p of [eve, bob]) {
+      assert.equal(await p.page.locator("img").count(), 0, "no <img> made from the message");
+      assert.equal(await p.page.locator(".timeline b").count(), 0, "no <b> made from the name");
+    }
+    // An onerror handler would have fired by the time a later message arrives.
+    await bob.send("after");
+    await eve.waitTexts([xss, "after"]);
+    assert.deepEqual([...eve.dialogs, ...bob.dialogs], []);
+  });
+
+  it("switches between several rooms and counts unread messages of the others", async () => {
+    const ann = await open("ann", "one");
+    const bob = await open("bob", "one");
+    await ann.page.fill("#join-input", "two");
+    await ann.page.press("#join-input", "Enter");
+    await ann.waitJoined("two");
+    assert.equal(await ann.page.textContent("#room-title"), "#two");
+    await ann.send("only in two");
+    await ann.waitTexts(["only in two"]);
+
+    await bob.send("for room one");
+    await ann.waitText('.room-item[data-room="one"] .badge', "1");
+    await ann.page.click('.room-item[data-room="one"] .room-open');
+    await ann.waitTexts(["for room one"]);
+    assert.equal(await ann.page.locator('.room-item[data-room="one"] .badge').count(), 0);
+    assert.deepEqual(await bob.texts(), ["for room one"], "bob is not in two");
+
+    // Name and rooms are remembered: a reload goes straight back, a new tab offers them.
+    await ann.page.reload();
+    await ann.waitJoined("one");
+    assert.deepEqual(await ann.page.$$eval(".room-item", (els) => els.map((e) => e.getAttribute("data-room"))), ["one", "two"]);
+    assert.equal(await ann.page.textContent("#me-name"), "ann");
+    await ann.waitTexts(["for room one"]);
+    const tab = await ann.context.newPage();
+    await tab.goto(`${srv.url}/`);
+    assert.equal(await tab.inputValue("#welcome-name"), "ann");
+    await tab.close();
+  });
+
+  it("says why the server refused a message, and keeps it to retry", async () => {
+    const ann = await open("ann", "errors");
+    await ann.send("x".repeat(400));
+    await ann.waitText(".timeline.active .notice.error", "too long");
+    assert.match((await ann.page.textContent(".timeline.active .notice.error")) ?? "", /\(too_large\)/);
+    assert.equal(await ann.page.locator(".msg.pending.failed").count(), 1);
+    await ann.page.click(".msg.pending.failed button:text('Discard')");
+    assert.equal(await ann.page.locator(".msg.pending").count(), 0);
+    await ann.page.fill("#join-input", "not a room!");
+    await ann.page.press("#join-input", "Enter");
+    await ann.waitText("#join-error", "Room names");
+  });
+
+  it("loads older messages when scrolled to the top", async () => {
+    const writer = await connect("writer");
+    await writer.joinOk("long");
+    for (let i = 1; i <= 120; i++) await writer.sendOk("long", `line ${i}`);
+    const ann = await open("ann", "long");
+    const all = Array.from({ length: 120 }, (_, i) => `line ${i + 1}`);
+    await ann.waitTexts(all.slice(70));
+    assert.equal(await ann.page.getAttribute(".timeline.active .timeline-top", "data-state"), "more");
+    // Each scroll to the top asks for one page of older messages, until the first.
+    for (let i = 0; i < 10; i++) {
+      const shown = (await ann.texts()).length;
+      if (shown === 120) break;
+      await ann.page.$eval(".timeline.active", (el) => (el.scrollTop = 0));
+      await ann.page.waitForFunction((n) => document.querySelectorAll(".timeline.active .msg").length > n, shown);
+    }
+    await ann.waitTexts(all);
+    assert.equal(await ann.page.getAttribute(".timeline.active .timeline-top", "data-state"), "start");
+    assert.deepEqual(await ann.page.$$eval(".timeline.active .msg", (els) => els.map((e) => Number(e.getAttribute("data-seq")))), all.map((_, i) => i + 1));
+  });
+
+  it("recovers what it missed while its connection was down, each message once, in order", async () => {
+    const ann = await open("ann", "drop");
+    const bob = await open("bob", "drop");
+    const cat = await connect("cat");
+    await cat.joinOk("drop");
+    await ann.send("one");
+    await bob.send("two");
+    await ann.waitTexts(["one", "two"]);
+
+    // Hold ann's reconnect at the door until cat has spoken, so the messages are really missed.
+    const nsp = srv.server.io.of(CHAT_NAMESPACE);
+    let open_!: () => void;
+    const gate = new Promise<void>((resolve) => (open_ = resolve));
+    nsp.use((socket, next) => void (socket.data.user?.name === "ann" ? gate.then(() => next()) : next()));
+    for (const socket of nsp.sockets.values()) if (socket.data.user?.name === "ann") socket.conn.close();
+    await ann.page.waitForSelector('#conn:is([data-state="reconnecting"], [data-state="offline"])');
+    assert.equal(await ann.page.isVisible("#banner"), true);
+    await ann.send("three (typed while offline)");
+    for (const text of ["four", "five", "six"]) await cat.sendOk("drop", text);
+    open_();
+
+    await ann.page.waitForSelector('#conn[data-state="connected"]');
+    const expected = await waitServerCount(serverTexts, "drop", 6);
+    await ann.waitTexts(expected);
+    await bob.waitTexts(expected);
+    assert.deepEqual([...expected].sort(), ["five", "four", "one", "six", "three (typed while offline)", "two"]);
+    assert.equal(await ann.page.locator('.notice[data-topic="recovery"]').count(), 0, "everything was recovered: no warning");
+    assert.equal(await ann.page.isVisible("#banner"), false);
+  });
+
+  it("after a server restart shows every message once, in order, and says history started over", async () => {
+    const ann = await open("ann", "restart");
+    const bob = await open("bob", "restart");
+    await ann.send("before 1");
+    await bob.send("before 2");
+    await ann.waitTexts(["before 1", "before 2"]);
+    await bob.waitTexts(["before 1", "before 2"]);
+
+    const port = srv.port;
+    await srv.server.close();
+    await ann.page.waitForSelector('#conn:is([data-state="reconnecting"], [data-state="offline"])');
+    await bob.page.waitForSelector('#conn:is([data-state="reconnecting"], [data-state="offline"])');
+    // bob types while the server is down: the page keeps his messages and sends them once it is back.
+    await bob.send("during 1");
+    await bob.send("during 2");
+    assert.equal(await bob.page.locator(".msg.pending.queued").count(), 2);
+
+    srv = await serve(port);
+    const cat = await connect("cat");
+    await cat.joinOk("restart");
+    await cat.sendOk("restart", "after, from cat");
+    await ann.page.waitForSelector('#conn[data-state="connected"]');
+
+    // The in-memory history is gone with the old process: the new one's order follows the old.
+    const fresh = await waitServerCount(serverTexts, "restart", 3);
+    assert.deepEqual([...fresh].sort(), ["after, from cat", "during 1", "during 2"]);
+    assert.ok(fresh.indexOf("during 1") < fresh.indexOf("during 2"));
+    for (const p of [ann, bob]) {
+      await p.waitTexts(["before 1", "before 2", ...fresh]);
+      await p.waitText('.timeline.active .notice[data-topic="recovery"]', "started over");
+      assert.equal(await p.page.locator(".msg.pending").count(), 0);
+    }
+    assert.deepEqual([...ann.errors, ...bob.errors], []);
+  });
+
+  it("fits a phone screen: the side panel opens from the menu", async () => {
+    const ann = await open("ann", "phone", { width: 390, height: 740 });
+    await ann.send("small screen");
+    await ann.waitTexts(["small screen"]);
+    const page = ann.page;
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "no sideways scrolling");
+    assert.equal(await page.isVisible("#menu-toggle"), true);
+    const hidden = await page.$eval("#sidebar", (el) => el.getBoundingClientRect().right);
+    assert.ok(hidden <= 0, `side panel off screen (right edge at ${hidden})`);
+    const composer = await page.$eval("#composer", (el) => el.getBoundingClientRect().bottom);
+    assert.ok(composer <= 740, "composer on screen");
+    await page.click("#menu-toggle");
+    await page.waitForFunction(() => document.getElementById("sidebar")!.getBoundingClientRect().left >= 0);
+    assert.equal(await page.isVisible('.room-item[data-room="phone"]'), true);
+  });
+});
+
+/** Polls the server's copy of a room until it holds `count` messages (sends in flight settle). */
+async function waitServerCount(read: (room: string) => Promise<string[]>, room: string, count: number): Promise<string[]> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const texts = await read(room);
+    if (texts.length >= count) return texts;
+    if (Date.now() > deadline) throw new Error(`server has ${JSON.stringify(texts)} in ${room}, wanted ${count} messages`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
