@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { freePort } from "./redis.js";
+import { freePort, killOnExit } from "./redis.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli.js", import.meta.url));
 
@@ -20,7 +20,7 @@ export class ServerProcess {
       env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", NODE_ID: nodeId, LOG_LEVEL: "warn", UNSUBSCRIBE_DELAY: "0", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
-    process.once("exit", () => child.kill("SIGKILL"));
+    killOnExit(child);
     const server = new ServerProcess(child, port, nodeId);
     child.stderr!.on("data", (chunk: Buffer) => (server.stderr += chunk.toString()));
     child.stdout!.resume();
@@ -48,7 +48,7 @@ export class ServerProcess {
   }
 
   async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<number | null> {
-    if (this.child.exitCode !== null) return this.child.exitCode;
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
     const exited = new Promise<number | null>((resolve) => this.child.once("exit", (code) => resolve(code)));
     this.child.kill(signal);
     return exited;

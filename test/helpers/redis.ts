@@ -6,6 +6,16 @@ import { join } from "node:path";
 import { createClient, type RedisClientType } from "@redis/client";
 import { waitUntil } from "./client.js";
 
+const children = new Set<ChildProcess>();
+// No server or redis-server a test started may outlive the test run.
+process.once("exit", () => children.forEach((child) => child.kill("SIGKILL")));
+
+/** Registers a child process to be killed when the test process exits. */
+export function killOnExit(child: ChildProcess): void {
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+}
+
 /** A free TCP port on loopback (the kernel picks it). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -49,14 +59,14 @@ export class RedisProcess {
     const args = ["--port", String(this.port), "--bind", "127.0.0.1", "--dir", this.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--loglevel", "warning"];
     const child = spawn("redis-server", args, { stdio: "ignore" });
     this.child = child;
-    process.once("exit", () => child.kill("SIGKILL")); // no redis-server outlives the test run
+    killOnExit(child);
     await waitUntil(() => spawnSync("redis-cli", ["-p", String(this.port), "ping"]).stdout?.toString().trim() === "PONG", "redis-server to answer", 10_000);
   }
 
   /** SIGKILL: no goodbye, as a crash. */
   async kill(): Promise<void> {
     const child = this.child;
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once("exit", resolve));
     child.kill("SIGKILL");
     await exited;

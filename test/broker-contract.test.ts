@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { pino } from "pino";
+import type { Broker, RoomEvent } from "../src/bus/broker.js";
+import { MemoryBroker } from "../src/bus/broker-memory.js";
+import { createBus, type Bus } from "../src/bus/create-bus.js";
+import { defaultOptions } from "../src/config.js";
+import { waitUntil } from "./helpers/client.js";
+import { RedisProcess } from "./helpers/redis.js";
+
+const HISTORY_LIMIT = 20;
+const from = { id: "u1", name: "ann" };
+
+/** One behavioural suite, run against every Broker implementation. */
+function brokerContract(name: string, setup: () => Promise<{ broker: Broker; close(): Promise<void> }>): void {
+  describe(`Broker contract: ${name}`, () => {
+    let broker: Broker;
+    let close: () => Promise<void>;
+    const received: Array<[string, RoomEvent]> = [];
+    before(async () => {
+      ({ broker, close } = await setup());
+      broker.onEvent((room, event) => received.push([room, event]));
+    });
+    after(async () => close());
+
+    const publish = (room: string, text: string) => broker.publishMessage(room, { room, ts: Date.now(), from, text });
+
+    it("assigns seq 1, 2, 3... per room and returns the message", async () => {
+      const first = await publish("c-seq", "a");
+      const second = await publish("c-seq", "b");
+      const other = await publish("c-seq-other", "x");
+      assert.deepEqual([first.seq, second.seq, other.seq], [1, 2, 1]);
+      assert.equal(second.text, "b");
+      assert.deepEqual(second.from, from);
+    });
+
+    it("reads history after a seq (oldest first) and before a seq (newest, oldest first)", async () => {
+      for (let i = 1; i <= 10; i++) await publish("c-hist", `m${i}`);
+      const after3 = await broker.history("c-hist", { after: 3, limit: 4 });
+      assert.deepEqual(after3.messages.map((m) => m.seq), [4, 5, 6, 7]);
+      assert.equal(after3.head, 10);
+      const before8 = await broker.history("c-hist", { before: 8, limit: 3 });
+      assert.deepEqual(before8.messages.map((m) => m.seq), [5, 6, 7]);
+      const newest = await broker.history("c-hist", { limit: 2 });
+      assert.deepEqual(newest.messages.map((m) => m.seq), [9, 10]);
+      assert.deepEqual((await broker.history("c-hist", { limit: 0 })).messages, []);
+      assert.deepEqual((await broker.history("c-hist", { after: 10, limit: 5 })).messages, []);
+      assert.deepEqual((await broker.history("c-hist", { before: 1, limit: 5 })).messages, []);
+      assert.equal(after3.epoch, newest.epoch, "one life of the room keeps its epoch");
+    });
+
+    it("keeps only the newest HISTORY_LIMIT messages", async () => {
+      for (let i = 1; i <= HISTORY_LIMIT + 15; i++) await publish("c-trim", `m${i}`);
+      const all = await broker.history("c-trim", { after: 0, limit: 1000 });
+      assert.equal(all.head, HISTORY_LIMIT + 15);
+      assert.deepEqual(all.messages.map((m) => m.seq), Array.from({ length: HISTORY_LIMIT }, (_, i) => i + 16));
+      const old = await broker.history("c-trim", { before: 10, limit: 5 });
+      assert.deepEqual(old.messages, []);
+    });
+
+    it("an empty room has head 0 and an epoch", async () => {
+      const page = await broker.history("c-empty", { limit: 50 });
+      assert.equal(page.head, 0);
+      assert.ok(page.epoch.length > 0);
+    });
+
+    it("delivers events of subscribed rooms only, in publish order, until unsubscribed", async () => {
+      await broker.subscribe("c-sub");
+      for (let i = 0; i < 5; i++) await publish("c-sub", `s${i}`);
+      await publish("c-unsub", "not for us");
+      await broker.publishEphemeral("c-sub", { type: "typing", event: { room: "c-sub", member: from }, origin: "conn-1" });
+      await waitUntil(() => received.filter(([room]) => room === "c-sub").length === 6, "six events");
+      const events = received.filter(([room]) => room === "c-sub").map(([, e]) => e);
+      assert.deepEqual(events.slice(0, 5).map((e) => e.type === "message" && e.message.seq), [1, 2, 3, 4, 5]);
+      assert.deepEqual(events[5], { type: "typing", event: { room: "c-sub", member: from }, origin: "conn-1" });
+      await broker.unsubscribe("c-sub");
+      await publish("c-sub", "after unsubscribe");
+      await broker.subscribe("c-barrier");
+      await publish("c-barrier", "barrier");
+      await waitUntil(() => received.some(([room]) => room === "c-barrier"), "barrier");
+      assert.equal(received.filter(([room]) => room === "c-sub").length, 6);
+      assert.ok(!received.some(([room]) => room === "c-unsub"));
+    });
+  });
+}
+
+brokerContract("memory", async () => {
+  const broker = new MemoryBroker({ historyLimit: HISTORY_LIMIT, historyTtlMs: 60_000 });
+  return { broker, close: () => broker.close() };
+});
+
+let redis: RedisProcess | undefined;
+brokerContract("redis", async () => {
+  redis = await RedisProcess.start();
+  const options = defaultOptions({ redisUrl: redis.url, redisPrefix: "contract:", historyLimit: HISTORY_LIMIT });
+  const bus: Bus = await createBus(options, "contract-node", pino({ level: "silent" }));
+  return {
+    broker: bus.broker,
+    close: async () => {
+      await bus.presence.close();
+      await bus.close();
+      await redis!.stop();
+    },
+  };
+});

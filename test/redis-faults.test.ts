@@ -1,0 +1,164 @@
+import assert from "node:assert/strict";
+import { after, afterEach, before, describe, it } from "node:test";
+import type { ChatMessage } from "../src/protocol.js";
+import { TestClient, waitUntil } from "./helpers/client.js";
+import { ServerProcess } from "./helpers/cluster.js";
+import { RedisProcess } from "./helpers/redis.js";
+
+describe("Redis scale-out under faults", () => {
+  let redis: RedisProcess;
+  let servers: ServerProcess[] = [];
+  let clients: TestClient[] = [];
+  let prefixCount = 0;
+  const connect = async (server: ServerProcess, name: string, reconnection = false) => {
+    const client = await TestClient.connect(server.url, { name }, { reconnection });
+    clients.push(client);
+    return client;
+  };
+  /** Each test gets its own key prefix, so no test sees another's data. */
+  const startServers = async (count: number, env: Record<string, string> = {}) => {
+    const base = { REDIS_URL: redis.url, REDIS_PREFIX: `faults${++prefixCount}:`, MESSAGE_RATE: "1000", MESSAGE_BURST: "1000", ...env };
+    servers = await Promise.all(Array.from({ length: count }, (_, i) => ServerProcess.start(base, `f${prefixCount}-${i + 1}`)));
+    return servers;
+  };
+
+  before(async () => (redis = await RedisProcess.start()));
+  afterEach(async () => {
+    for (const c of clients) c.close();
+    clients = [];
+    await Promise.all(servers.map((s) => s.kill("SIGKILL")));
+    servers = [];
+  });
+  after(async () => redis.stop());
+
+  it("admits exactly two of ten users racing into a room of capacity 2 on three processes", async () => {
+    const [a, b, c] = await startServers(3, { ROOM_CAPACITY: "2" });
+    const racers = await Promise.all(Array.from({ length: 10 }, (_, i) => connect([a!, b!, c!][i % 3]!, `racer${i}`)));
+    const acks = await Promise.all(racers.map((r) => r.join("duel")));
+    const admitted = acks.filter((ack) => ack.ok);
+    const refused = acks.filter((ack) => !ack.ok);
+    assert.equal(admitted.length, 2);
+    assert.equal(refused.length, 8);
+    for (const ack of refused) assert.equal(!ack.ok && ack.error.code, "room_full");
+    const members = await redis.client.hGetAll(`faults${prefixCount}:{duel}:users`);
+    assert.equal(Object.keys(members).length, 2);
+  });
+
+  it("loses no acknowledged message when Redis restarts mid-conversation: contiguous seq, no duplicates", async () => {
+    const [a, b] = await startServers(2);
+    const ann = await connect(a!, "ann");
+    const bob = await connect(b!, "bob");
+    await ann.joinOk("restart");
+    await bob.joinOk("restart");
+
+    const acked: number[] = [];
+    const sendSome = async (sender: TestClient, count: number) => {
+      for (let i = 0; i < count; i++) {
+        const ack = await sender.send("restart", `${sender.hello!.user.name} ${i}`);
+        if (ack.ok) acked.push(ack.seq);
+        else assert.equal(ack.error.code, "unavailable", "while Redis is down, a send is refused, never dropped");
+      }
+    };
+    await sendSome(ann, 10);
+    await redis.kill();
+    await sendSome(bob, 3); // refused: Redis is down
+    const readyDuring = await fetch(`${a!.url}/readyz`);
+    assert.equal(readyDuring.status, 503);
+    await redis.launch();
+    await waitUntilAsync(async () => (await fetch(`${a!.url}/readyz`)).status === 200 && (await fetch(`${b!.url}/readyz`)).status === 200, "ready again");
+    await sendSome(bob, 10);
+    await sendSome(ann, 10);
+
+    const expected = acked.length;
+    assert.ok(expected >= 30, `expected at least 30 acknowledged messages, got ${expected}`);
+    for (const c of [ann, bob]) {
+      await c.until(() => c.messagesIn("restart").length >= expected, `${c.hello!.user.name} gets every acked message`, 10_000);
+      const seqs = c.messagesIn("restart").map((m) => m.seq);
+      assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1), "contiguous, in order, no duplicates");
+      for (const seq of acked) assert.ok(seqs.includes(seq));
+    }
+  });
+
+  it("closes the gap for local members from history when the subscriber missed messages", async () => {
+    const [a, b] = await startServers(2);
+    const ann = await connect(a!, "ann");
+    const bob = await connect(b!, "bob");
+    await ann.joinOk("gap");
+    await bob.joinOk("gap");
+    // Kill the subscriber connections: what is sent until they are back never arrives by pub/sub.
+    await killSubscriberConnections(redis);
+    for (let i = 0; i < 20; i++) await ann.sendOk("gap", `m${i}`);
+    await bob.until(() => bob.messagesIn("gap").length === 20, "bob gets all 20", 10_000);
+    assert.deepEqual(bob.messagesIn("gap").map((m) => m.seq), Array.from({ length: 20 }, (_, i) => i + 1));
+  });
+
+  it("removes a killed process's users from presence within the timeout, with leave events", async () => {
+    const [a, b] = await startServers(2, { PRESENCE_TIMEOUT: "2s" });
+    const ann = await connect(a!, "ann");
+    const bob = await connect(b!, "bob");
+    await ann.joinOk("crash");
+    await bob.joinOk("crash");
+    await ann.until(() => ann.received("presence").length === 1, "bob's join");
+    const killedAt = Date.now();
+    await b!.kill("SIGKILL");
+    await ann.until(() => ann.received("presence").length === 2, "bob's leave", 5000);
+    const elapsed = Date.now() - killedAt;
+    assert.deepEqual(ann.received("presence")[1], { room: "crash", event: "leave", member: bob.hello!.user });
+    assert.ok(elapsed <= 2500, `left after ${elapsed} ms`);
+    const rejoin = await ann.joinOk("crash");
+    assert.deepEqual(rejoin.members, [ann.hello!.user]);
+    // The survivor keeps serving.
+    await ann.sendOk("crash", "still here");
+  });
+
+  it("lets a client that lost its process recover everything on the other process with since", async () => {
+    const [a, b] = await startServers(2);
+    const ann = await connect(a!, "ann");
+    const bob = await connect(b!, "bob");
+    const joined = await ann.joinOk("move");
+    await bob.joinOk("move");
+    for (let i = 0; i < 5; i++) await bob.sendOk("move", `before ${i}`);
+    await ann.until(() => ann.messagesIn("move").length === 5, "first five");
+    const lastSeen = ann.messagesIn("move").at(-1)!.seq;
+    ann.close();
+    for (let i = 0; i < 7; i++) await bob.sendOk("move", `missed ${i}`);
+    const back = await connect(b!, "ann again");
+    const recovered = await back.joinOk("move", { since: lastSeen, epoch: joined.epoch });
+    assert.equal(recovered.recovered, true);
+    assert.deepEqual(recovered.messages.map((m: ChatMessage) => m.text), Array.from({ length: 7 }, (_, i) => `missed ${i}`));
+    assert.equal(recovered.head, 12);
+  });
+
+  it("answers unavailable, not silence, while Redis is paused, and bounds the wait", async () => {
+    const [a] = await startServers(1, { REDIS_TIMEOUT: "500ms" });
+    const ann = await connect(a!, "ann");
+    await ann.joinOk("paused");
+    redis.pause();
+    try {
+      const started = Date.now();
+      const ack = await ann.send("paused", "into the void");
+      assert.equal(!ack.ok && ack.error.code, "unavailable");
+      assert.ok(Date.now() - started < 3000);
+    } finally {
+      redis.resume();
+    }
+    await waitUntilAsync(async () => (await ann.send("paused", "back")).ok, "sending works again");
+  });
+});
+
+/** Each process must then resubscribe and fill the gap from history by itself. */
+async function killSubscriberConnections(redis: RedisProcess): Promise<void> {
+  const list = (await redis.client.sendCommand(["CLIENT", "LIST"])) as string;
+  for (const line of list.split("\n")) {
+    const id = /id=(\d+)/.exec(line)?.[1];
+    if (id && /sub=[1-9]/.test(line)) await redis.client.sendCommand(["CLIENT", "KILL", "ID", id]);
+  }
+}
+
+async function waitUntilAsync(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
