@@ -129,6 +129,26 @@ describe("Redis scale-out under faults", () => {
     assert.equal(recovered.head, 12);
   });
 
+  it("sends members to reconnect when Redis lost the room's data, and the rejoin says history was lost", async () => {
+    const [a, b] = await startServers(2);
+    const ann = await connect(a!, "ann", true);
+    const bob = await connect(b!, "bob");
+    const joined = await ann.joinOk("amnesia");
+    await bob.joinOk("amnesia");
+    for (let i = 0; i < 3; i++) await bob.sendOk("amnesia", `old ${i}`);
+    await ann.until(() => ann.messagesIn("amnesia").length === 3, "old messages");
+    await redis.client.flushAll();
+    const sent = await bob.send("amnesia", "new life");
+    assert.ok(sent.ok);
+    assert.equal(sent.seq, 1, "the room's sequence started over");
+    // ann's process sees seq 1 of another epoch: ann is sent to reconnect instead of missing it.
+    await ann.until(() => ann.received("hello").length === 2, "ann reconnected", 10_000);
+    const rejoined = await ann.joinOk("amnesia", { since: 3, epoch: joined.epoch });
+    assert.equal(rejoined.recovered, false);
+    assert.notEqual(rejoined.epoch, joined.epoch);
+    assert.deepEqual(rejoined.messages.map((m) => m.text), ["new life"]);
+  });
+
   it("answers unavailable, not silence, while Redis is paused, and bounds the wait", async () => {
     const [a] = await startServers(1, { REDIS_TIMEOUT: "500ms" });
     const ann = await connect(a!, "ann");

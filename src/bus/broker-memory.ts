@@ -56,7 +56,7 @@ export class MemoryBroker implements Broker {
     if (log.messages.length > this.options.historyLimit + TRIM_SLACK) {
       log.messages.splice(0, log.messages.length - this.options.historyLimit);
     }
-    if (this.subscribed.has(room)) this.handler(room, { type: "message", message });
+    if (this.subscribed.has(room)) this.handler(room, { type: "message", message, epoch: log.epoch });
     return message;
   }
 

@@ -16,7 +16,8 @@ type Listener = (payload: string) => void;
 /**
  * The broker over Redis pub/sub with one channel per room: a process subscribes only to the rooms
  * it has members in, so it receives nothing else. Seq, history and publish are one Lua script.
- * On the channel, a payload is a one-letter type ('m' message, 'p' presence, 't' typing) + JSON.
+ * On the channel, a payload is a one-letter type ('m' message, 'p' presence, 't' typing) + JSON;
+ * a message has its room's epoch and a space between the two.
  */
 export class RedisBroker implements Broker {
   private handler: BrokerEventHandler = () => {};
@@ -98,10 +99,15 @@ export class RedisBroker implements Broker {
 
   private dispatch(room: string, payload: string): void {
     const kind = payload[0];
+    if (kind === "m") {
+      const space = payload.indexOf(" ");
+      const message = JSON.parse(payload.slice(space + 1)) as ChatMessage;
+      this.handler(room, { type: "message", message, epoch: payload.slice(1, space) });
+      return;
+    }
     const body = JSON.parse(payload.slice(1)) as { event: never; origin: string };
     let event: RoomEvent;
-    if (kind === "m") event = { type: "message", message: body as unknown as ChatMessage };
-    else if (kind === "p") event = { type: "presence", event: body.event, origin: body.origin };
+    if (kind === "p") event = { type: "presence", event: body.event, origin: body.origin };
     else if (kind === "t") event = { type: "typing", event: body.event, origin: body.origin };
     else return;
     this.handler(room, event);

@@ -8,7 +8,7 @@ export type MessageDraft = Omit<ChatMessage, "seq">;
  * event, so that it is not echoed back to that connection.
  */
 export type RoomEvent =
-  | { type: "message"; message: ChatMessage }
+  | { type: "message"; message: ChatMessage; epoch: string }
   | { type: "presence"; event: PresenceEvent; origin: string }
   | { type: "typing"; event: TypingEvent; origin: string };
 

@@ -41,7 +41,7 @@ export class ChatService {
     deps.broker.onEvent((room, event) => {
       const local = this.rooms.get(room);
       if (!local) return;
-      if (event.type === "message") local.receive(event.message);
+      if (event.type === "message") local.receive(event.message, event.epoch);
       else local.relay(event);
     });
     deps.broker.onResync(() => this.rooms.resyncAll());

@@ -12,5 +12,7 @@ export interface Gateway {
   /** To every connection in the room's delivery group, but `exceptConnId`; encoded once, not per connection. */
   broadcast<E extends ServerEvent>(room: string, event: E, payload: PayloadOf<E>, exceptConnId?: string): void;
   addToGroup(connId: string, room: string): void;
+  /** Closes the connection's transport so that its client reconnects and joins afresh. */
+  reconnect(connId: string): void;
   removeFromGroup(connId: string, room: string): void;
 }

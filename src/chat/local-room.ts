@@ -24,6 +24,8 @@ type QueueItem = ChatMessage | typeof CATCH_UP;
 export class LocalRoom {
   /** Highest seq delivered to local members. */
   private lastSeq = 0;
+  /** The life of the room's sequence that lastSeq belongs to. */
+  private epoch = "";
   private initialized = false;
   private readonly queue: QueueItem[] = [];
   private pumping = false;
@@ -45,14 +47,16 @@ export class LocalRoom {
   }
 
   /** Starts (or restarts, after a resubscribe) the stream at `head`: messages up to it are not delivered. */
-  initialize(head: number): void {
+  initialize(head: number, epoch: string): void {
     this.lastSeq = head;
+    this.epoch = epoch;
     this.initialized = true;
     this.disposed = false;
     void this.pump();
   }
 
-  receive(message: ChatMessage): void {
+  receive(message: ChatMessage, epoch: string): void {
+    if (epoch !== this.epoch && this.initialized) this.startOver(epoch, message.seq - 1);
     if (this.initialized && !this.pumping && this.queue.length === 0 && message.seq === this.lastSeq + 1) {
       this.deliver(message); // the common case: in order, nothing pending
       return;
@@ -107,6 +111,18 @@ export class LocalRoom {
     clearTimeout(this.retryTimer);
   }
 
+  /**
+   * The room's sequence started over (its data expired or Redis lost it): the members' clients
+   * hold seqs of the old life. They are sent to reconnect, and rejoining with their old epoch
+   * tells them that history was lost.
+   */
+  private startOver(epoch: string, lastSeq: number): void {
+    for (const connId of [...this.live, ...this.joining.keys(), ...this.catchingUp.keys()]) this.gateway.reconnect(connId);
+    this.epoch = epoch;
+    this.lastSeq = Math.max(0, lastSeq);
+    this.queue.length = 0;
+  }
+
   private goLive(connId: string): void {
     this.live.add(connId);
     this.gateway.addToGroup(connId, this.name);
@@ -157,6 +173,10 @@ export class LocalRoom {
     for (;;) {
       const page = await this.readAfter(this.lastSeq, FILL_BATCH);
       if (this.disposed) return;
+      if (page.epoch !== this.epoch) {
+        this.startOver(page.epoch, page.head);
+        return;
+      }
       let progressed = false;
       for (const message of page.messages) {
         if (message.seq >= until) return;

@@ -106,9 +106,9 @@ export class RoomRegistry {
     if (slot.refs > 0 && !slot.subscribed) {
       try {
         await this.broker.subscribe(name);
-        const { head } = await this.broker.history(name, { limit: 0 });
+        const { head, epoch } = await this.broker.history(name, { limit: 0 });
         slot.subscribed = true;
-        slot.room.initialize(head);
+        slot.room.initialize(head, epoch);
       } catch (err) {
         this.options.onError(err, name);
         await this.broker.unsubscribe(name).catch(() => {});

@@ -25,6 +25,10 @@ export class SocketGateway implements Gateway {
     void this.nsp.sockets.get(connId)?.join(group(room));
   }
 
+  reconnect(connId: string): void {
+    this.nsp.sockets.get(connId)?.conn.close();
+  }
+
   removeFromGroup(connId: string, room: string): void {
     void this.nsp.sockets.get(connId)?.leave(group(room));
   }

@@ -4,12 +4,15 @@
 -- ARGV[1] the message as JSON without seq: '{"room":...}'   ARGV[2] history limit
 -- ARGV[3] ttl ms   ARGV[4] channel   ARGV[5] epoch to use if the room starts a new life
 -- ARGV[6] '1' for sharded pub/sub (SPUBLISH)
+-- Published as 'm' .. epoch .. ' ' .. entry: the epoch tells subscribers when the room's
+-- sequence started over (Redis lost its data), so they do not take seq 1 for a duplicate.
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 if seq == 1 then redis.call('HSETNX', KEYS[1], 'epoch', ARGV[5]) end
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local entry = '{"seq":' .. seq .. ',' .. string.sub(ARGV[1], 2)
 redis.call('RPUSH', KEYS[2], entry)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call(ARGV[6] == '1' and 'SPUBLISH' or 'PUBLISH', ARGV[4], 'm' .. entry)
+redis.call(ARGV[6] == '1' and 'SPUBLISH' or 'PUBLISH', ARGV[4], 'm' .. epoch .. ' ' .. entry)
 return seq
