@@ -278,7 +278,7 @@ export class ChatClient {
   private sendJoin(room: RoomState): void {
     const generation = this.generation;
     const rejoin = room.epoch !== undefined;
-    this.request<JoinResult>("join", room.joinRequest()).then((ack) => {
+    this.call<JoinResult>("join", room.joinRequest(), (ack) => {
       if (generation !== this.generation || this.rooms.get(room.name) !== room) return; // stale: a new join follows
       if (!ack.ok) {
         if (!this.socket.connected) return;
@@ -310,7 +310,7 @@ export class ChatClient {
     next.status = "sending";
     const generation = this.generation;
     const payload = { room: room.name, text: next.text, clientMsgId: next.clientMsgId };
-    this.request<SendResult>("message", payload).then((ack) => {
+    this.call<SendResult>("message", payload, (ack) => {
       if (generation !== this.generation) return; // the connection dropped: it is queued again
       this.sending.delete(room);
       if (!room.pending.includes(next)) {
@@ -372,15 +372,24 @@ export class ChatClient {
     for (const resolve of waiters ?? []) resolve(outcome);
   }
 
-  /** Emits with an ack; a dropped connection or no answer in time becomes `unavailable`. */
   private request<T>(event: "join" | "leave" | "message" | "history", payload: object): Promise<Ack<T>> {
-    if (!this.socket.connected) return Promise.resolve(failure("unavailable", "not connected"));
+    return new Promise((resolve) => this.call<T>(event, payload, resolve));
+  }
+
+  /**
+   * Emits with an ack; a dropped connection or no answer in time becomes `unavailable`. The
+   * callback runs as the ack arrives, not a microtask later: in Node, ws hands over several
+   * frames in one go, and a join must be in place before the room's next live message.
+   */
+  private call<T>(event: "join" | "leave" | "message" | "history", payload: object, onAck: (ack: Ack<T>) => void): void {
+    if (!this.socket.connected) {
+      queueMicrotask(() => onAck(failure("unavailable", "not connected")));
+      return;
+    }
     const timed = this.socket.timeout(this.options.ackTimeoutMs ?? 10_000) as unknown as {
       emit(event: string, payload: object, ack: (err: Error | null, res: Ack<T>) => void): void;
     };
-    return new Promise((resolve) => {
-      timed.emit(event, payload, (err, res) => resolve(err ? failure("unavailable", "no answer from the server") : res));
-    });
+    timed.emit(event, payload, (err, res) => onAck(err ? failure("unavailable", "no answer from the server") : res));
   }
 
   private updateState(): void {

@@ -289,7 +289,7 @@ class TerminalChat {
       for (const m of outcome.added) this.printer.out(formatMessage(m, !this.interactive));
       return;
     }
-    const names = [...room.members.values()].map((m) => sanitize(m.name));
+    const names = [...room.members.values()].map((m) => sanitize(m.name)).sort((a, b) => a.localeCompare(b));
     this.info(`joined #${room.name}: ${names.length} ${names.length === 1 ? "member" : "members"} (${names.join(", ")})`);
     const shown = this.historyOnJoin > 0 ? outcome.added.slice(-this.historyOnJoin) : [];
     for (const m of shown) this.printer.out(formatMessage(m, !this.interactive));
