@@ -1,0 +1,69 @@
+// A local roomcast cluster for trying it by hand: redis-server on a free port, and two roomcast
+// processes on 3000 and 3001 (BASE_PORT and PROCESSES change that). Ctrl-C stops everything.
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const basePort = Number(process.env.BASE_PORT ?? 3000);
+const count = Number(process.env.PROCESSES ?? 2);
+
+if (spawnSync("redis-server", ["--version"]).status !== 0) {
+  console.error("cluster: redis-server is not installed (apt-get install redis-server)");
+  process.exit(1);
+}
+const port = await new Promise((resolve) => {
+  const probe = createServer().listen(0, "127.0.0.1", () => {
+    const { port } = probe.address();
+    probe.close(() => resolve(port));
+  });
+});
+const dir = mkdtempSync(join(tmpdir(), "roomcast-cluster-"));
+const children = [];
+const run = (name, command, args, env = {}) => {
+  // Detached: Ctrl-C reaches only this script, which stops the servers before Redis.
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  for (const stream of [child.stdout, child.stderr]) {
+    stream.setEncoding("utf8");
+    stream.on("data", (text) => text.split("\n").filter(Boolean).forEach((line) => console.log(`[${name}] ${line}`)));
+  }
+  child.on("exit", (code, signal) => {
+    if (!stopping) console.log(`[${name}] exited (${signal ?? code})`);
+  });
+  children.push(child);
+  return child;
+};
+
+let stopping = false;
+const exited = (child) => (child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once("exit", r)));
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  console.log("cluster: stopping");
+  const [redis, ...servers] = children;
+  for (const child of servers) child.kill("SIGTERM");
+  await Promise.all(servers.map(exited));
+  redis.kill("SIGTERM");
+  await exited(redis);
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
+};
+process.on("SIGINT", stop);
+process.on("SIGTERM", stop);
+
+run("redis", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--loglevel", "warning"]);
+await new Promise((resolve) => {
+  const poll = setInterval(() => {
+    if (spawnSync("redis-cli", ["-p", String(port), "ping"]).stdout?.toString().trim() === "PONG") {
+      clearInterval(poll);
+      resolve();
+    }
+  }, 100);
+});
+const redisUrl = `redis://127.0.0.1:${port}`;
+console.log(`cluster: redis on ${redisUrl}`);
+for (let i = 0; i < count; i++) {
+  run(`n${i + 1}`, process.execPath, ["dist/src/cli.js"], { REDIS_URL: redisUrl, PORT: String(basePort + i), NODE_ID: `n${i + 1}` });
+}
+console.log(`cluster: open ${Array.from({ length: count }, (_, i) => `http://localhost:${basePort + i}`).join(" and ")}; Ctrl-C stops all`);
