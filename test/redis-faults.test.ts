@@ -111,6 +111,21 @@ describe("Redis scale-out under faults", () => {
     await ann.sendOk("crash", "still here");
   });
 
+  it("on SIGTERM, a process's users leave presence at once and its clients reconnect to another process", async () => {
+    const [a, b] = await startServers(2, { PRESENCE_TIMEOUT: "60s" });
+    const ann = await connect(a!, "ann");
+    const bob = await connect(b!, "bob");
+    await ann.joinOk("drain");
+    await bob.joinOk("drain");
+    await ann.until(() => ann.received("presence").length === 1, "bob's join");
+    const disconnected = new Promise<string>((resolve) => bob.socket.once("disconnect", resolve));
+    assert.equal(await b!.kill("SIGTERM"), 0);
+    assert.equal(await disconnected, "transport close", "a transport close makes Socket.IO clients reconnect");
+    // Long before the 60 s presence timeout: the process said goodbye itself.
+    await ann.until(() => ann.received("presence").length === 2, "bob's leave", 3000);
+    assert.deepEqual(ann.received("presence")[1], { room: "drain", event: "leave", member: bob.hello!.user });
+  });
+
   it("lets a client that lost its process recover everything on the other process with since", async () => {
     const [a, b] = await startServers(2);
     const ann = await connect(a!, "ann");

@@ -43,6 +43,7 @@ export class Session {
   private readonly typingBucket: TokenBucket;
   private readonly entry: PresenceEntry;
   private closed = false;
+  private closing: Promise<void> | undefined;
 
   constructor(
     readonly connId: string,
@@ -133,12 +134,17 @@ export class Session {
     return undefined;
   }
 
-  /** The connection is gone: leave every room. Joins still in flight roll themselves back. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await Promise.allSettled([...this.joined].map((room) => this.exit(room)));
-    this.onClosed();
+  /**
+   * The connection is gone: leave every room. Joins still in flight roll themselves back. Every
+   * caller (the disconnect, a shutdown) gets the same promise, so a shutdown waits for presence.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      await Promise.allSettled([...this.joined].map((room) => this.exit(room)));
+      this.onClosed();
+    })();
+    return this.closing;
   }
 
   private async enter(
