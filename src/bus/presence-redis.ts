@@ -29,6 +29,7 @@ export class RedisPresence implements PresenceStore {
   private readonly orphans = new Map<string, { room: string; entry: PresenceEntry }>();
   private readonly timer: NodeJS.Timeout;
   private closed = false;
+  private ticking = false;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -106,13 +107,17 @@ export class RedisPresence implements PresenceStore {
   }
 
   private async tick(): Promise<void> {
-    if (this.closed || !this.redis.isReady()) return;
+    // One tick at a time: with Redis slow, ticks would otherwise pile up behind each other.
+    if (this.closed || this.ticking || !this.redis.isReady()) return;
+    this.ticking = true;
     try {
       await this.heartbeat();
       await this.retryOrphans();
       await this.reap();
     } catch (err) {
       this.options.logger.warn({ err }, "presence heartbeat failed");
+    } finally {
+      this.ticking = false;
     }
   }
 
