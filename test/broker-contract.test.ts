@@ -58,6 +58,19 @@ function brokerContract(name: string, setup: () => Promise<{ broker: Broker; clo
       assert.deepEqual(old.messages, []);
     });
 
+    it("stores a resend with the same clientMsgId from the same sender once, and answers the original seq and ts", async () => {
+      const draft = { room: "c-dedupe", ts: 1000, from, text: "once", clientMsgId: "k-1" };
+      const first = await broker.publishMessage("c-dedupe", draft);
+      const again = await broker.publishMessage("c-dedupe", { ...draft, ts: 2000 });
+      assert.deepEqual([again.seq, again.ts], [first.seq, 1000]);
+      const otherSender = await broker.publishMessage("c-dedupe", { ...draft, from: { id: "u2", name: "bob" } });
+      const otherId = await broker.publishMessage("c-dedupe", { ...draft, clientMsgId: "k-2" });
+      const untagged = await broker.publishMessage("c-dedupe", { room: "c-dedupe", ts: 3000, from, text: "no id" });
+      assert.deepEqual([otherSender.seq, otherId.seq, untagged.seq], [2, 3, 4]);
+      const page = await broker.history("c-dedupe", { after: 0, limit: 10 });
+      assert.deepEqual(page.messages.map((m) => m.seq), [1, 2, 3, 4]);
+    });
+
     it("an empty room has head 0 and an epoch", async () => {
       const page = await broker.history("c-empty", { limit: 50 });
       assert.equal(page.head, 0);

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { ChatMessage } from "../protocol.js";
-import type { Broker, BrokerEventHandler, EphemeralEvent, HistoryPage, HistoryQuery, MessageDraft } from "./broker.js";
+import { DEDUPE_WINDOW_MS, type Broker, type BrokerEventHandler, type EphemeralEvent, type HistoryPage, type HistoryQuery, type MessageDraft } from "./broker.js";
 
 export interface MemoryBrokerOptions {
   historyLimit: number;
@@ -14,6 +14,8 @@ interface RoomLog {
   /** Contiguous: messages[i].seq === messages[0].seq + i. May hold a little more than historyLimit. */
   messages: ChatMessage[];
   touchedAt: number;
+  /** sender id + clientMsgId -> the message it was stored as, for DEDUPE_WINDOW_MS. */
+  sent: Map<string, { message: ChatMessage; expiresAt: number }>;
 }
 
 // Trimming in batches keeps appends O(1) amortised instead of shifting the array every message.
@@ -50,7 +52,11 @@ export class MemoryBroker implements Broker {
 
   async publishMessage(room: string, draft: MessageDraft): Promise<ChatMessage> {
     const log = this.logFor(room);
+    const sentKey = draft.clientMsgId === undefined ? undefined : `${draft.from.id}\n${draft.clientMsgId}`;
+    const prior = sentKey === undefined ? undefined : log.sent.get(sentKey);
+    if (prior && prior.expiresAt > Date.now()) return { ...draft, seq: prior.message.seq, ts: prior.message.ts };
     const message: ChatMessage = { ...draft, seq: log.head + 1 };
+    if (sentKey !== undefined) log.sent.set(sentKey, { message, expiresAt: Date.now() + DEDUPE_WINDOW_MS });
     log.head = message.seq;
     log.messages.push(message);
     if (log.messages.length > this.options.historyLimit + TRIM_SLACK) {
@@ -97,7 +103,7 @@ export class MemoryBroker implements Broker {
   private logFor(room: string): RoomLog {
     let log = this.logs.get(room);
     if (!log) {
-      log = { epoch: randomBytes(6).toString("base64url"), head: 0, messages: [], touchedAt: 0 };
+      log = { epoch: randomBytes(6).toString("base64url"), head: 0, messages: [], touchedAt: 0, sent: new Map() };
       this.logs.set(room, log);
     }
     log.touchedAt = Date.now();
@@ -106,8 +112,10 @@ export class MemoryBroker implements Broker {
 
   private dropIdleRooms(): void {
     const cutoff = Date.now() - this.options.historyTtlMs;
+    const now = Date.now();
     for (const [room, log] of this.logs) {
       if (log.touchedAt < cutoff && !this.subscribed.has(room)) this.logs.delete(room);
+      else for (const [key, sent] of log.sent) if (sent.expiresAt <= now) log.sent.delete(key);
     }
   }
 }

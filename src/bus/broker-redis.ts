@@ -4,6 +4,7 @@ import type { Broker, BrokerEventHandler, EphemeralEvent, HistoryPage, HistoryQu
 import type { RedisConnection } from "./redis-connection.js";
 import type { RedisKeys } from "./redis-keys.js";
 import { SCRIPTS, withTimeout } from "./redis-scripts.js";
+import { DEDUPE_WINDOW_MS } from "./broker.js";
 
 export interface RedisBrokerOptions {
   historyLimit: number;
@@ -60,15 +61,22 @@ export class RedisBroker implements Broker {
 
   async publishMessage(room: string, draft: MessageDraft): Promise<ChatMessage> {
     const json = JSON.stringify(draft);
-    const seq = await this.bounded(
-      SCRIPTS.publish.run<number>(
-        this.redis.commands,
-        [this.keys.meta(room), this.keys.history(room)],
-        [json, this.options.historyLimit, this.options.historyTtlMs, this.keys.channel(room), newEpoch(), "0"],
-      ),
+    const keys = [this.keys.meta(room), this.keys.history(room)];
+    if (draft.clientMsgId !== undefined) keys.push(this.keys.sent(room, draft.from.id, draft.clientMsgId));
+    const [seq, priorTs] = await this.bounded(
+      SCRIPTS.publish.run<[number, string | null]>(this.redis.commands, keys, [
+        json,
+        this.options.historyLimit,
+        this.options.historyTtlMs,
+        this.keys.channel(room),
+        newEpoch(),
+        "0",
+        DEDUPE_WINDOW_MS,
+        draft.ts,
+      ]),
       "publish",
     );
-    return { seq: Number(seq), ...draft };
+    return { seq: Number(seq), ...draft, ts: priorTs ? Number(priorTs) : draft.ts };
   }
 
   async publishEphemeral(room: string, event: EphemeralEvent): Promise<void> {

@@ -1,5 +1,8 @@
 import type { ChatMessage, PresenceEvent, TypingEvent } from "../protocol.js";
 
+/** How long a sender's clientMsgId is remembered: a resend within it is stored and delivered once. */
+export const DEDUPE_WINDOW_MS = 10 * 60_000;
+
 /** A message as the sender's process hands it to the broker; the broker adds `seq`. */
 export type MessageDraft = Omit<ChatMessage, "seq">;
 
@@ -34,7 +37,9 @@ export type BrokerEventHandler = (room: string, event: RoomEvent) => void;
  * Carries room events between processes and keeps each room's history.
  *
  * Contract: `publishMessage` assigns the room's next seq atomically with appending the message to
- * the room's history and publishing it, so all subscribers see one gap-free order per room.
+ * the room's history and publishing it, so all subscribers see one gap-free order per room. A
+ * draft with a clientMsgId its sender already used in the room within DEDUPE_WINDOW_MS is not
+ * published again: the original message's seq and ts come back.
  * Delivery to subscribers is at most once (a subscriber closes gaps from `history`); events of
  * one room reach a subscriber in publish order. `subscribe` resolves only once the subscription
  * is active: every event published after that reaches the handler.

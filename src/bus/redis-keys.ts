@@ -17,6 +17,10 @@ export class RedisKeys {
   channel(room: string): string {
     return `${this.prefix}{${room}}:channel`;
   }
+  /** "seq:ts" of a message its sender tagged with clientMsgId, so that a resend is stored once. */
+  sent(room: string, userId: string, clientMsgId: string): string {
+    return `${this.prefix}{${room}}:sent:${userId}:${clientMsgId}`;
+  }
   /** Hash {userId: name} of the room's members. */
   users(room: string): string {
     return `${this.prefix}{${room}}:users`;
