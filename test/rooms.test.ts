@@ -65,6 +65,20 @@ describe("rooms on one process", () => {
     assert.deepEqual(ann.messages[0], { room: "echo", seq: 1, ts: ack.ts, from: ann.hello!.user, text: "hello", clientMsgId: "c-1" });
   });
 
+  it("delivers a message resent with the same clientMsgId once, and acks it with the original seq", async () => {
+    const ann = await connect("ann");
+    const bob = await connect("bob");
+    await ann.joinOk("resend");
+    await bob.joinOk("resend");
+    const first = await ann.send("resend", "only once", { clientMsgId: "retry-1" });
+    const again = await ann.send("resend", "only once", { clientMsgId: "retry-1" });
+    assert.ok(first.ok && again.ok);
+    assert.deepEqual([again.seq, again.ts], [first.seq, first.ts]);
+    await bob.sendOk("resend", "barrier");
+    await bob.until(() => bob.messagesIn("resend").length === 2, "barrier");
+    assert.deepEqual(bob.messagesIn("resend").map((m) => m.text), ["only once", "barrier"]);
+  });
+
   it("tells the other members when someone joins, leaves or disconnects", async () => {
     const ann = await connect("ann");
     const bob = await connect("bob");
