@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { after, afterEach, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -7,6 +8,7 @@ import { CHAT_NAMESPACE } from "../src/protocol.js";
 import { createChatServer, type ChatServer, type CreateChatServerOptions } from "../src/server.js";
 import { ChatPage, launchChromium } from "./helpers/browser.js";
 import { TestClient } from "./helpers/client.js";
+import { freePort, killOnExit, RedisProcess } from "./helpers/redis.js";
 
 const WEB_ROOT = fileURLToPath(new URL("../web", import.meta.url));
 const OPTIONS: CreateChatServerOptions = {
@@ -114,7 +116,7 @@ describe("web client in headless Chromium", () => {
     await bob.waitTexts([xss]);
     assert.equal(await bob.page.textContent(".timeline.active .msg .author"), "<b>eve</b>");
     for (const p of [eve, bob]) {
-      assert.equal(await p.page.locator("img").count(), 0, "no <img> made from the message");
+      assert.equal(await p.page.locator('.timeline img, img[src="x"]').count(), 0, "no <img> made from the message");
       assert.equal(await p.page.locator(".timeline b").count(), 0, "no <b> made from the name");
     }
     // An onerror handler would have fired by the time a later message arrives.
@@ -266,6 +268,91 @@ describe("web client in headless Chromium", () => {
     assert.equal(await page.isVisible('.room-item[data-room="phone"]'), true);
   });
 });
+
+describe("web client across two processes sharing Redis", () => {
+  let browser: Browser;
+  let redis: RedisProcess;
+  const servers: ServerChild[] = [];
+  const pages: ChatPage[] = [];
+
+  before(async () => {
+    browser = await launchChromium();
+    redis = await RedisProcess.start();
+  });
+  after(async () => {
+    for (const p of pages) await p.close().catch(() => {});
+    await browser?.close();
+    for (const s of servers) await s.stop();
+    await redis?.stop();
+  });
+
+  it("two pages on two processes chat, and a restarted process's page recovers what it missed", async () => {
+    const env = { REDIS_URL: redis.url, REDIS_PREFIX: `web-${process.pid}:` };
+    const [portA, portB] = [await freePort(), await freePort()];
+    servers.push(await ServerChild.start(portA, "web-a", env), await ServerChild.start(portB, "web-b", env));
+    const ann = await ChatPage.open(browser, `http://127.0.0.1:${portA}/`);
+    const bob = await ChatPage.open(browser, `http://127.0.0.1:${portB}/`);
+    pages.push(ann, bob);
+    await ann.enter("ann", "cluster");
+    await bob.enter("bob", "cluster");
+    await ann.page.waitForFunction(() => document.querySelectorAll("#member-list .member").length === 2);
+    await ann.send("from A");
+    await bob.waitTexts(["from A"]);
+    await bob.type("typing on B");
+    await ann.waitText("#typing", "bob is typing");
+    await bob.page.press("#input", "Enter");
+    await ann.waitTexts(["from A", "typing on B"]);
+
+    // ann's process goes away (gracefully, as in a deploy); bob goes on talking on the other one.
+    await servers[0]!.stop("SIGTERM");
+    await ann.page.waitForSelector('#conn:is([data-state="reconnecting"], [data-state="offline"])');
+    await bob.send("while A was down 1");
+    await bob.send("while A was down 2");
+    await bob.waitTexts(["from A", "typing on B", "while A was down 1", "while A was down 2"]);
+    servers[0] = await ServerChild.start(portA, "web-a2", env);
+
+    const all = ["from A", "typing on B", "while A was down 1", "while A was down 2"];
+    await ann.page.waitForSelector('#conn[data-state="connected"]', { timeout: 15_000 });
+    await ann.waitTexts(all);
+    await ann.send("back on A");
+    await bob.waitTexts([...all, "back on A"]);
+    await ann.waitTexts([...all, "back on A"]);
+    assert.equal(await ann.page.locator('.notice[data-topic="recovery"]').count(), 0, "Redis kept the history: everything was recovered");
+    assert.deepEqual([...ann.errors, ...bob.errors], []);
+  });
+});
+
+/** `node dist/src/cli.js` on a given port (so a restarted process answers where its pages were). */
+class ServerChild {
+  private stderr = "";
+  private constructor(private readonly child: ChildProcess) {}
+
+  static async start(port: number, nodeId: string, env: Record<string, string>): Promise<ServerChild> {
+    const cli = fileURLToPath(new URL("../src/cli.js", import.meta.url));
+    const child = spawn(process.execPath, [cli], {
+      env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", NODE_ID: nodeId, LOG_LEVEL: "warn", UNSUBSCRIBE_DELAY: "0", ...env },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    killOnExit(child);
+    const server = new ServerChild(child);
+    child.stderr!.on("data", (chunk: Buffer) => (server.stderr += chunk.toString()));
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`server ${nodeId} exited ${child.exitCode}: ${server.stderr}`);
+      const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
+      if (ready) return server;
+      if (Date.now() > deadline) throw new Error(`server ${nodeId} not ready: ${server.stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  async stop(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((resolve) => this.child.once("exit", resolve));
+    this.child.kill(signal);
+    await exited;
+  }
+}
 
 /** Polls the server's copy of a room until it holds `count` messages (sends in flight settle). */
 async function waitServerCount(read: (room: string) => Promise<string[]>, room: string, count: number): Promise<string[]> {
