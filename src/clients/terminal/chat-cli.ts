@@ -83,7 +83,9 @@ class TerminalChat {
     rl.on("SIGINT", () => this.finish());
     rl.on("close", () => this.finish());
     // readline turns stdin into keypress events: each one tells the room we are typing.
-    process.stdin.on("keypress", () => this.current && this.client.typing(this.current));
+    process.stdin.on("keypress", (_text: string | undefined, key: { name?: string } | undefined) => {
+      if (this.current && key?.name !== "return" && !this.rl?.line.startsWith("/")) this.client.typing(this.current);
+    });
     rl.prompt();
   }
 
