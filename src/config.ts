@@ -43,6 +43,8 @@ const OPTIONS = {
   messageBurst: { schema: int(1, 1_000_000), default: "20", help: "messages at once per connection" },
   typingRate: { schema: rate, default: "2", help: "typing events per second per connection" },
   typingBurst: { schema: int(1, 1_000_000), default: "5", help: "typing events at once per connection" },
+  joinRate: { schema: rate, default: "5", help: "joins per second per connection" },
+  joinBurst: { schema: int(1, 1_000_000), default: "60", help: "joins at once per connection (a reconnect rejoins every room)" },
   unsubscribeDelay: { schema: Duration, default: "2s", help: "keep a room subscribed this long after its last local member left" },
   presenceTimeout: { schema: Duration, default: "15s", help: "a dead process's users leave presence after this" },
   maxBufferedPackets: { schema: int(1, 10_000_000), default: "1000", help: "unsent packets before a slow connection is closed" },

@@ -74,6 +74,7 @@ export async function createChatServer(input: CreateChatServerOptions = {}): Pro
       roomCapacity: options.roomCapacity,
       messageRate: { perSecond: options.messageRate, burst: options.messageBurst },
       typingRate: { perSecond: options.typingRate, burst: options.typingBurst },
+      joinRate: { perSecond: options.joinRate, burst: options.joinBurst },
     },
     onBusError: (err, context) => {
       metrics.busErrors.inc({ op: context.split(" ")[0] });

@@ -80,7 +80,17 @@ describe("MAX_ROOMS_PER_CONNECTION", () => {
 });
 
 describe("rate limits", () => {
-  const fx = serverFixture({ messageRate: 5, messageBurst: 3, typingRate: 5, typingBurst: 2 });
+  const fx = serverFixture({ messageRate: 5, messageBurst: 3, typingRate: 5, typingBurst: 2, joinRate: 5, joinBurst: 3 });
+
+  it("answers rate_limited past the join burst, changing nothing, and refills", async () => {
+    const ann = await fx.connect("ann");
+    const acks = await Promise.all(range(1, 5).map((n) => ann.join(`rl-join-${n}`)));
+    assert.deepEqual(acks.map(codeOf), [undefined, undefined, undefined, "rate_limited", "rate_limited"]);
+    const refused = await ann.send("rl-join-4", "not a member");
+    assert.equal(codeOf(refused), "not_in_room");
+    await retryUntilOk(() => ann.join("rl-join-4"), "join after refill");
+    await ann.sendOk("rl-join-4", "now a member");
+  });
 
   it("answers rate_limited past the message burst, keeps the connection, and refills", async () => {
     const ann = await fx.connect("ann");

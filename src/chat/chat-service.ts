@@ -13,6 +13,8 @@ export interface ChatLimits {
   roomCapacity: number;
   messageRate: RateSpec;
   typingRate: RateSpec;
+  /** Joins cost the bus several round trips; this bounds join/leave loops. */
+  joinRate: RateSpec;
 }
 
 export interface ChatServiceDeps {

@@ -41,6 +41,7 @@ export class Session {
   private readonly joined = new Set<string>();
   private readonly messageBucket: TokenBucket;
   private readonly typingBucket: TokenBucket;
+  private readonly joinBucket: TokenBucket;
   private readonly entry: PresenceEntry;
   private closed = false;
   private closing: Promise<void> | undefined;
@@ -54,6 +55,7 @@ export class Session {
   ) {
     this.messageBucket = new TokenBucket(deps.limits.messageRate);
     this.typingBucket = new TokenBucket(deps.limits.typingRate);
+    this.joinBucket = new TokenBucket(deps.limits.joinRate);
     this.entry = { connId, user };
   }
 
@@ -69,6 +71,10 @@ export class Session {
     }
     if (this.memberships.size >= this.deps.limits.maxRoomsPerConnection) {
       reply(failure("too_many_rooms"));
+      return;
+    }
+    if (!this.joinBucket.take()) {
+      reply(failure("rate_limited", "too many joins; slow down"));
       return;
     }
     let settle!: (joined: boolean) => void;
