@@ -126,6 +126,11 @@ export class RedisBroker implements Broker {
   }
 }
 
+// An epoch only has to differ between lives of a room; the script uses the candidate only when a
+// room starts, yet every call passes one. A random process prefix and a counter cost nothing,
+// where randomBytes per message showed in profiles.
+const EPOCH_PREFIX = randomBytes(6).toString("base64url");
+let epochCounter = 0;
 function newEpoch(): string {
-  return randomBytes(6).toString("base64url");
+  return EPOCH_PREFIX + (epochCounter++).toString(36);
 }
