@@ -282,6 +282,10 @@ export class ChatClient {
       if (generation !== this.generation || this.rooms.get(room.name) !== room) return; // stale: a new join follows
       if (!ack.ok) {
         if (!this.socket.connected) return;
+        if (ack.error.code === "rate_limited") {
+          this.later(() => this.rooms.get(room.name) === room && generation === this.generation && this.sendJoin(room), RATE_LIMIT_PAUSE_MS * 3);
+          return;
+        }
         if (rejoin) {
           room.status = "failed";
           room.notice("error", ack.error.code, `Could not rejoin #${room.name}: ${describeError(ack.error)}`);
