@@ -1,0 +1,89 @@
+import type { LatencySummary, RunResult } from "./generator-protocol.js";
+import type { SystemName } from "./systems.js";
+
+/** One measured window of traffic against one system. */
+export interface TrafficFigures {
+  system: SystemName;
+  processes: number;
+  connections: number;
+  /** Messages per second the generator was asked to send, and the deliveries that makes. */
+  offeredMsgPerSec: number;
+  offeredDeliveriesPerSec: number;
+  sentPerSec: number;
+  deliveriesPerSec: number;
+  latencyMs: LatencySummary;
+  expected: number;
+  lost: number;
+  duplicates: number;
+  ackErrors: Record<string, number>;
+  closedConnections: number;
+  /** Server CPU (all K processes) per delivered message, and in cores over the window. */
+  serverCpuUsPerDelivery: number;
+  serverCpuCores: number;
+  /** Redis CPU per message sent, and in cores. */
+  redisCpuUsPerMessage: number | null;
+  redisCpuCores: number | null;
+  rssMBPerProcess: number[];
+  /** (RSS now - RSS before the clients connected) / connections, all processes. */
+  rssKBPerConnection: number;
+  generatorCpuCores: number;
+  generatorLoopDelayP99Ms: number;
+  /** Machine CPU busy over the window, in cores, and the part no process of the bench used (others' load). */
+  machineBusyCores: number;
+  otherCpuCores: number;
+  windowMs: number;
+  /** fanout-scale only: pub/sub messages each process received from Redis, per message sent. */
+  receivedPerMessage?: number[];
+  /** Messages received from Redis / messages that a process with members needed. */
+  amplification?: number;
+  subscriptions?: Array<{ sub: number; psub: number; ssub: number }>;
+  /** The raw generator result, for anything not lifted above. */
+  raw: RunResult;
+}
+
+export interface IdleFigures {
+  system: SystemName;
+  processes: number;
+  connections: number;
+  failed: number;
+  connectMs: number;
+  stillOpen: number;
+  rssMBPerProcess: number[];
+  rssKBPerConnection: number;
+  redisKBPerConnection: number | null;
+  idleCpuCores: number;
+  idleCpuUsPerConnectionPerSec: number;
+  otherCpuCores: number;
+  windowMs: number;
+}
+
+export interface SaturateFigures {
+  system: SystemName;
+  steps: TrafficFigures[];
+  /** Highest deliveries/s with p99 under 50 ms, and under 500 ms. */
+  knee50: number;
+  knee500: number;
+  stoppedBecause: string;
+}
+
+export interface ScenarioResult<T> {
+  name: string;
+  description: string;
+  params: Record<string, unknown>;
+  systems: Partial<Record<SystemName, T>>;
+  errors: Partial<Record<SystemName, string>>;
+}
+
+export interface BenchResults {
+  date: string;
+  quick: boolean;
+  machine: { cpus: number; model: string; node: string; redis: string; loadAverageAtStart: number[] };
+  options: Record<string, unknown>;
+  durationSec: number;
+  dm?: ScenarioResult<TrafficFigures>;
+  group?: ScenarioResult<TrafficFigures>;
+  fanout?: ScenarioResult<TrafficFigures>;
+  idle?: ScenarioResult<IdleFigures>;
+  saturate?: ScenarioResult<SaturateFigures>;
+  profile?: { files: string[]; top: Array<{ selfMs: number; share: number; fn: string; where: string }>; run?: TrafficFigures };
+}
