@@ -22,7 +22,12 @@ async function main(argv: string[]): Promise<void> {
     process.exitCode = await runChatClient(rest);
     return;
   }
-  await serve(command === "serve" ? rest : argv);
+  const serveArgs = command === "serve" ? rest : argv;
+  if (serveArgs.includes("--help") || serveArgs.includes("-h")) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  await serve(serveArgs);
 }
 
 async function serve(args: string[]): Promise<void> {
