@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Ack, JoinResult } from "../src/protocol.js";
 import { waitUntil, type TestClient } from "./helpers/client.js";
-import { range, serverFixture, UNLIMITED_RATE } from "./helpers/fixture.js";
+import { range, redisServerPair, singleServerPair, UNLIMITED_RATE, type PairFixture } from "./helpers/fixture.js";
 
 /** Joins and notes how many of the room's messages had arrived when the ack did (it must be none). */
 function joinMarked(client: TestClient, room: string, extra: Record<string, unknown> = {}): Promise<{ ack: JoinResult; before: number }> {
@@ -41,13 +41,19 @@ function startFlow(senders: TestClient[], room: string) {
 
 const seqsOf = (client: TestClient, room: string): number[] => client.messagesIn(room).map((m) => m.seq);
 
-describe("ordering and the join handover", () => {
-  const fx = serverFixture({ ...UNLIMITED_RATE, historyLimit: 5000 });
+/**
+ * Senders connect to server 0, joiners and listeners to server 1. With the memory bus that is one
+ * server; over Redis the joiners' process receives the flow through pub/sub while it joins, so
+ * the joining buffer and the catching-up state are really exercised.
+ */
+function orderingSuite(label: string, pair: (options: object) => PairFixture): void {
+describe(`ordering and the join handover (${label})`, () => {
+  const fx = pair({ ...UNLIMITED_RATE, historyLimit: 5000 });
 
   it("numbers a room's messages 1..N without gaps, in one order for every member, with senders sending at once", async () => {
     const room = "order";
-    const senders = await Promise.all(range(1, 5).map((i) => fx.connect(`sender${i}`)));
-    const listeners = await Promise.all(range(1, 2).map((i) => fx.connect(`listener${i}`)));
+    const senders = await Promise.all(range(1, 5).map((i) => fx.connect(`sender${i}`, 0)));
+    const listeners = await Promise.all(range(1, 2).map((i) => fx.connect(`listener${i}`, 1)));
     const everyone = [...senders, ...listeners];
     for (const c of everyone) await c.joinOk(room);
 
@@ -69,14 +75,14 @@ describe("ordering and the join handover", () => {
 
   it("hands over exactly on join: after the ack, every message with seq > head, live, once each, while others send", async () => {
     const room = "handover";
-    const senders = await Promise.all(range(1, 3).map((i) => fx.connect(`flow${i}`)));
+    const senders = await Promise.all(range(1, 3).map((i) => fx.connect(`flow${i}`, 0)));
     for (const s of senders) await s.joinOk(room);
     const flow = startFlow(senders, room);
 
     const joins: Array<{ client: TestClient; ack: JoinResult; before: number }> = [];
     for (let i = 0; i < 8; i++) {
       await flow.advance(15);
-      const client = await fx.connect(`joiner${i}`);
+      const client = await fx.connect(`joiner${i}`, 1);
       joins.push({ client, ...(await joinMarked(client, room)) });
     }
     await flow.advance(15);
@@ -99,7 +105,7 @@ describe("ordering and the join handover", () => {
 
   it("hands over exactly on a join with since: the missed messages in the ack, then live from head + 1", async () => {
     const room = "handover-since";
-    const senders = await Promise.all(range(1, 3).map((i) => fx.connect(`flow${i}`)));
+    const senders = await Promise.all(range(1, 3).map((i) => fx.connect(`flow${i}`, 0)));
     for (const s of senders) await s.joinOk(room);
     const flow = startFlow(senders, room);
 
@@ -107,7 +113,7 @@ describe("ordering and the join handover", () => {
     for (let i = 0; i < 5; i++) {
       await flow.advance(10);
       // A client that saw part of the room, then lost its connection while the room went on.
-      const first = await fx.connect(`dropper${i}`);
+      const first = await fx.connect(`dropper${i}`, 1);
       const { ack: firstAck } = await joinMarked(first, room);
       await flow.advance(10);
       await first.until(() => first.messagesIn(room).length > 0, "a live message");
@@ -115,7 +121,7 @@ describe("ordering and the join handover", () => {
       const since = seqsOf(first, room).at(-1)!;
       await flow.advance(10);
 
-      const again = await fx.connect(`dropper${i}`);
+      const again = await fx.connect(`dropper${i}`, 1);
       rejoins.push({ client: again, since, ...(await joinMarked(again, room, { since, epoch: firstAck.epoch })) });
     }
     await flow.advance(10);
@@ -132,3 +138,7 @@ describe("ordering and the join handover", () => {
     }
   });
 });
+}
+
+orderingSuite("memory", singleServerPair);
+orderingSuite("redis", redisServerPair);

@@ -1,6 +1,7 @@
 import { after, before } from "node:test";
 import type { CreateChatServerOptions } from "../../src/server.js";
 import { TestClient } from "./client.js";
+import { RedisProcess } from "./redis.js";
 import { startServer, type RunningServer } from "./server.js";
 
 export interface ServerFixture {
@@ -41,6 +42,41 @@ export function serverFixture(options: CreateChatServerOptions = {}): ServerFixt
     },
   };
   return fixture;
+}
+
+export interface PairFixture {
+  /** Connects to one of two servers: 0 or 1. With Redis they are two processes' worth of server. */
+  connect(name: string, server: 0 | 1): Promise<TestClient>;
+}
+
+/** One server serving both sides: the in-memory bus. */
+export function singleServerPair(options: CreateChatServerOptions = {}): PairFixture {
+  const fx = serverFixture(options);
+  return { connect: (name) => fx.connect(name) };
+}
+
+/** Two real servers sharing a redis-server of the suite's own: messages cross Redis between them. */
+export function redisServerPair(options: CreateChatServerOptions = {}): PairFixture {
+  let redis: RedisProcess | undefined;
+  let servers: RunningServer[] = [];
+  const clients: TestClient[] = [];
+  before(async () => {
+    redis = await RedisProcess.start();
+    const shared = { ...options, redisUrl: redis.url, redisPrefix: "pair:" };
+    servers = [await startServer({ ...shared, nodeId: "pair-0" }), await startServer({ ...shared, nodeId: "pair-1" })];
+  });
+  after(async () => {
+    for (const client of clients) client.close();
+    await Promise.all(servers.map((s) => s.close()));
+    await redis?.stop();
+  });
+  return {
+    async connect(name, server) {
+      const client = await TestClient.connect(servers[server]!.url, { name });
+      clients.push(client);
+      return client;
+    },
+  };
 }
 
 /** Limits high enough that a test sending as fast as it can is never rate limited. */

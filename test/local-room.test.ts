@@ -1,0 +1,125 @@
+import assert from "node:assert/strict";
+import { beforeEach, describe, it } from "node:test";
+import { MemoryBroker } from "../src/bus/broker-memory.js";
+import type { Gateway } from "../src/chat/gateway.js";
+import { LocalRoom } from "../src/chat/local-room.js";
+import type { ChatMessage } from "../src/protocol.js";
+import { waitUntil } from "./helpers/client.js";
+
+/**
+ * LocalRoom's ordering rules, driven directly. The races these cover (a message arriving while a
+ * join is in flight, a history read ahead of the stream) happen over Redis only rarely and not
+ * on demand, so the end-to-end tests cannot force them. The gateway records instead of sending:
+ * the port is the domain's own boundary, and what crosses it is what is checked.
+ */
+class RecordingGateway implements Gateway {
+  readonly groups = new Map<string, Set<string>>();
+  /** What each connection received, in order, from sends and from broadcasts alike. */
+  readonly received = new Map<string, number[]>();
+  readonly reconnected: string[] = [];
+
+  send(connId: string, _event: string, payload: unknown): void {
+    this.push(connId, payload);
+  }
+  broadcast(room: string, _event: string, payload: unknown, exceptConnId?: string): void {
+    for (const connId of this.groups.get(room) ?? []) if (connId !== exceptConnId) this.push(connId, payload);
+  }
+  addToGroup(connId: string, room: string): void {
+    if (!this.groups.has(room)) this.groups.set(room, new Set());
+    this.groups.get(room)!.add(connId);
+  }
+  removeFromGroup(connId: string, room: string): void {
+    this.groups.get(room)?.delete(connId);
+  }
+  reconnect(connId: string): void {
+    this.reconnected.push(connId);
+  }
+  seqs(connId: string): number[] {
+    return this.received.get(connId) ?? [];
+  }
+  private push(connId: string, payload: unknown): void {
+    if (!this.received.has(connId)) this.received.set(connId, []);
+    this.received.get(connId)!.push((payload as ChatMessage).seq);
+  }
+}
+
+describe("LocalRoom: delivery order, the join states and gap filling", () => {
+  let broker: MemoryBroker;
+  let gateway: RecordingGateway;
+  let room: LocalRoom;
+  let epoch: string;
+  const errors: unknown[] = [];
+
+  /** Stores a message in the room's history without delivering it: as if pub/sub had not brought it yet. */
+  const store = async (): Promise<ChatMessage> =>
+    broker.publishMessage("r", { room: "r", ts: Date.now(), from: { id: "u", name: "u" }, text: "x" });
+
+  beforeEach(async () => {
+    broker = new MemoryBroker({ historyLimit: 100, historyTtlMs: 60_000 });
+    gateway = new RecordingGateway();
+    room = new LocalRoom("r", gateway, (after, limit) => broker.history("r", { after, limit }), (err) => errors.push(err));
+    epoch = (await broker.history("r", { limit: 0 })).epoch;
+    room.initialize(0, epoch);
+  });
+
+  it("buffers what arrives while a join is in flight and sends it after the ack, past the ack's head", async () => {
+    const [m1, m2, m3] = [await store(), await store(), await store()];
+    room.beginJoin("c1");
+    room.receive(m1, epoch);
+    room.receive(m2, epoch);
+    room.receive(m3, epoch);
+    assert.deepEqual(gateway.seqs("c1"), [], "nothing before the ack");
+    room.activate("c1", 1); // the ack covered seq 1
+    assert.deepEqual(gateway.seqs("c1"), [2, 3]);
+    room.receive(await store(), epoch);
+    assert.deepEqual(gateway.seqs("c1"), [2, 3, 4], "then live");
+    assert.ok(gateway.groups.get("r")!.has("c1"));
+  });
+
+  it("holds a member whose ack is ahead of the stream until the stream reaches it, then makes it live", async () => {
+    const [m1, m2, m3] = [await store(), await store(), await store()];
+    room.beginJoin("c1");
+    room.activate("c1", 3); // its history read saw seq 3 before pub/sub brought 1..3
+    assert.ok(!gateway.groups.get("r")?.has("c1"), "not live yet: the stream is behind");
+    room.receive(m1, epoch);
+    room.receive(m2, epoch);
+    room.receive(m3, epoch);
+    assert.deepEqual(gateway.seqs("c1"), [], "1..3 were in its ack");
+    assert.ok(gateway.groups.get("r")!.has("c1"), "live once the stream reached 3");
+    room.receive(await store(), epoch);
+    assert.deepEqual(gateway.seqs("c1"), [4]);
+  });
+
+  it("fills a gap from history before delivering, and drops what was already delivered", async () => {
+    room.beginJoin("c1");
+    room.activate("c1", 0);
+    const [m1, , , m4] = [await store(), await store(), await store(), await store()];
+    room.receive(m1, epoch);
+    room.receive(m4, epoch); // 2 and 3 never came by pub/sub
+    await waitUntil(() => gateway.seqs("c1").length === 4, "the gap filled");
+    room.receive(m1, epoch); // a late duplicate
+    room.receive(await store(), epoch);
+    assert.deepEqual(gateway.seqs("c1"), [1, 2, 3, 4, 5]);
+  });
+
+  it("catches up from history on a resync, when nothing new arrives to reveal the gap", async () => {
+    room.beginJoin("c1");
+    room.activate("c1", 0);
+    await store();
+    await store();
+    room.catchUp();
+    await waitUntil(() => gateway.seqs("c1").length === 2, "caught up");
+    assert.deepEqual(gateway.seqs("c1"), [1, 2]);
+  });
+
+  it("sends every member to reconnect when the room's sequence started over under a new epoch", async () => {
+    room.beginJoin("c1");
+    room.activate("c1", 0);
+    room.beginJoin("c2");
+    room.receive(await store(), epoch);
+    const reborn = { room: "r", seq: 1, ts: Date.now(), from: { id: "u", name: "u" }, text: "new life" };
+    room.receive(reborn, "another-epoch");
+    assert.deepEqual(gateway.reconnected.sort(), ["c1", "c2"]);
+    assert.deepEqual(errors, []);
+  });
+});
