@@ -31,7 +31,7 @@ const HELP = `npm run bench [-- options]
   --dm-rooms N            rooms of 2 in dm and saturate (500; quick 100)
   --dm-rate R             messages/s per client in dm (2)
   --group-rooms N --group-size N --group-rate R   (50, 20, 1; quick 10 rooms)
-  --saturate-rates LIST   messages/s per client for each saturate step (2,5,8,12,16,20,25,30,36,44; quick 4,16)
+  --saturate-rates LIST   messages/s per client for each saturate step (2,4,6,8,10,12,15,18,22,26,32,40; quick 4,16)
   --fanout-rooms N        rooms of 4 in fanout-scale, each on two of three processes (300; quick 60)
   --idle-connections N    (20000; quick 1000)
   --text-bytes N          length of each message's text (64)
@@ -74,11 +74,11 @@ if (flags.help) {
 }
 
 const quick = flags.quick!;
-const num = (name: keyof typeof flags, fallback: number): number => {
+const num = (name: keyof typeof flags, fallback: number, min = Number.MIN_VALUE): number => {
   const raw = flags[name];
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name}: expected a positive number, got ${String(raw)}`);
+  if (!Number.isFinite(n) || n < min) throw new Error(`--${name}: expected a number >= ${min === Number.MIN_VALUE ? "0 (not 0)" : min}, got ${String(raw)}`);
   return n;
 };
 const list = <T extends string>(raw: string | undefined, allowed: readonly T[]): T[] => {
@@ -92,13 +92,13 @@ const scenarios = list<Scenario>(flags.scenarios, SCENARIOS);
 const systems = list<SystemName>(flags.systems, SYSTEMS);
 const sec = (name: "warmup" | "measure", full: number, short: number): number => num(name, quick ? short : full) * 1000;
 const textBytes = num("text-bytes", 64);
-const retries = num("retries", quick ? 0 : 1) | 0;
+const retries = num("retries", quick ? 0 : 1, 0) | 0;
 const noiseLimit = num("noise-limit", 0.25);
 const dmRooms = num("dm-rooms", quick ? 100 : 500);
 const dm: Layout = { k: 2, rooms: dmRooms, roomSize: 2, placement: alternate };
 const group: Layout = { k: 2, rooms: num("group-rooms", quick ? 10 : 50), roomSize: num("group-size", 20), placement: alternate };
 const fanout: Layout = { k: 3, rooms: num("fanout-rooms", quick ? 60 : 300), roomSize: 4, placement: pairOfThree };
-const saturateRates = (flags["saturate-rates"] ?? (quick ? "4,16" : "2,5,8,12,16,20,25,30,36,44")).split(",").map(Number);
+const saturateRates = (flags["saturate-rates"] ?? (quick ? "4,16" : "2,4,6,8,10,12,15,18,22,26,32,40")).split(",").map(Number);
 const idleConnections = num("idle-connections", quick ? 1000 : 20_000);
 const outDir = flags.out ?? join(ROOT, "bench", "results");
 const maxMs = num("max-minutes", quick ? 5 : 30) * 60_000;

@@ -80,7 +80,7 @@ function saturateTables(scenario: ScenarioResult<SaturateFigures>, chartFile: st
   const bestPeer = Math.max(0, ...PEERS.map((p) => scenario.systems[p]?.knee50 ?? 0));
   if (rc && bestPeer > 0) lines.push("", `Knee ratio roomcast / best peer: ${fmt.ratio(rc.knee50 / bestPeer)}`);
   if (chartFile) lines.push("", `![latency against offered load](${chartFile})`);
-  lines.push("", "Steps:", "", header(["system", "offered deliveries/s", "deliveries/s", "p50 ms", "p99 ms", "max ms", "lost", "server CPU us/delivery", "server cores", "Redis cores", "generator cores", "others' cores"]));
+  lines.push("", "Steps:", "", header(["system", "offered deliveries/s", "deliveries/s", "p50 ms", "p99 ms", "max ms", "lost", "server CPU us/delivery", "server cores", "Redis cores", "generator cores", "generator loop delay p99 ms", "others' cores"]));
   for (const system of SYSTEMS) {
     for (const f of scenario.systems[system]?.steps ?? []) {
       lines.push(
@@ -96,6 +96,7 @@ function saturateTables(scenario: ScenarioResult<SaturateFigures>, chartFile: st
           fmt.num(f.serverCpuCores, 2),
           fmt.num(f.redisCpuCores, 2),
           fmt.num(f.generatorCpuCores, 2),
+          fmt.ms(f.generatorLoopDelayP99Ms),
           fmt.num(f.otherCpuCores, 2),
         ]),
       );
@@ -237,7 +238,7 @@ export function latencyChart(saturate: ScenarioResult<SaturateFigures>): string 
   const all = SYSTEMS.flatMap((s) => saturate.systems[s]?.steps ?? []);
   const xMax = niceCeil(Math.max(1000, ...all.map((f) => f.offeredDeliveriesPerSec)));
   const yMin = 0.1;
-  const yMax = Math.max(1000, ...all.map((f) => f.latencyMs.p99).filter(Number.isFinite));
+  const yMax = 10 ** Math.ceil(Math.log10(Math.max(1000, ...all.map((f) => f.latencyMs.p99).filter(Number.isFinite))));
   const x = (v: number): number => pad.left + (v / xMax) * plotW;
   const y = (ms: number): number => pad.top + plotH - ((Math.log10(Math.max(yMin, ms)) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin))) * plotH;
   const el: string[] = [];

@@ -104,7 +104,8 @@ export async function runTraffic(
       if (!keepGoing(results)) break;
     }
     const warnings = cluster.outputs();
-    if (warnings.length > 0) log(`${label}: server output:\n${warnings.map((w) => w.slice(-600)).join("\n")}`);
+    // roomcast logs at warn level: show the last line of each process, the rest is in its output.
+    if (warnings.length > 0) log(`${label}: server output (last line per process):\n${warnings.map((w) => `  ${w.split("\n").at(-1)!.slice(0, 400)}`).join("\n")}`);
     return results;
   } finally {
     status(`${label}: stopping`);
