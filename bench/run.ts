@@ -109,6 +109,7 @@ const spec = (scenario: string, layout: Layout, warmup: [number, number], measur
   warmupMs: sec("warmup", ...warmup),
   measureMs: sec("measure", ...measure),
   drainMs: quick ? 2000 : 5000,
+  settleMs: quick ? 200 : 500,
   textBytes,
   ...extra,
 });
@@ -174,7 +175,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     quick,
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "?", node: process.version, redis: redisVersion, loadAverageAtStart: loadavg() },
-    options: { scenarios, systems, dm, group, fanout, saturateRates, idleConnections, textBytes, retries, noiseLimit, warmupMs: sec("warmup", 4, 0.5), measureMs: sec("measure", 12, 2) },
+    options: { scenarios, systems, dm, group, fanout, saturateRates, idleConnections, textBytes, retries, noiseLimit, warmupMs: sec("warmup", 4, 0.5), measureMs: sec("measure", 12, 1.5) },
     durationSec: 0,
   };
   log(`bench: ${scenarios.join(", ")} against ${systems.join(", ")}${quick ? " (quick)" : ""}; load average ${loadavg().map((n) => n.toFixed(2)).join(" ")}`);
@@ -183,17 +184,17 @@ async function main(): Promise<void> {
   const dmRate = num("dm-rate", 2);
   const groupRate = num("group-rate", 1);
   if (scenarios.includes("dm")) {
-    const s = spec("dm", dm, [4, 0.5], [12, 2]);
+    const s = spec("dm", dm, [4, 0.5], [12, 1.5]);
     results.dm = { name: "dm", description: describeTraffic(dm, dmRate, "direct messages"), params: { ...s, layout: dm, rate: dmRate }, systems: {}, errors: {} };
     await forEachSystem(results.dm, (system) => steady(system, s, dmRate));
   }
   if (scenarios.includes("group") && !interrupted) {
-    const s = spec("group", group, [4, 0.5], [12, 2]);
+    const s = spec("group", group, [4, 0.5], [12, 1.5]);
     results.group = { name: "group", description: describeTraffic(group, groupRate, "group chat"), params: { ...s, layout: group, rate: groupRate }, systems: {}, errors: {} };
     await forEachSystem(results.group, (system) => steady(system, s, groupRate));
   }
   if (scenarios.includes("fanout-scale") && !interrupted) {
-    const s = spec("fanout-scale", fanout, [3, 0.5], [8, 2], { tap: true });
+    const s = spec("fanout-scale", fanout, [3, 0.5], [8, 1.5], { tap: true });
     results.fanout = {
       name: "fanout-scale",
       description: `${describeTraffic(fanout, 1, "three processes")}; each room's members are on two of the three. Each process's Redis connections pass through a counting proxy.`,
@@ -211,7 +212,7 @@ async function main(): Promise<void> {
       systems: {},
       errors: {},
     };
-    await forEachSystem(results.idle, (system) => runIdle(system, idleConnections, quick ? 500 : 5000, quick ? 1500 : 8000));
+    await forEachSystem(results.idle, (system) => runIdle(system, idleConnections, quick ? 500 : 5000, quick ? 1000 : 8000));
   }
   if (scenarios.includes("saturate") && !interrupted) {
     const s = spec("saturate", dm, [2, 0.5], [5, 1.5], { drainMs: quick ? 2000 : 3000 });
@@ -241,7 +242,7 @@ async function main(): Promise<void> {
     const dir = join(outDir, `${stamp}-profile`);
     mkdirSync(dir, { recursive: true });
     log("profile: one more roomcast dm run with --cpu-prof (not in the tables: profiling slows it)");
-    const [run] = await runTraffic("roomcast", spec("dm-profile", dm, [4, 0.5], [12, 2], { cpuProfDir: dir }), [dmRate]);
+    const [run] = await runTraffic("roomcast", spec("dm-profile", dm, [4, 0.5], [12, 1.5], { cpuProfDir: dir }), [dmRate]);
     const files = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")).map((f) => join(dir, f));
     results.profile = { files: files.map((f) => f.replace(ROOT, "")), top: topSelfTime(files, ROOT), ...(run && { run }) };
   }

@@ -24,6 +24,8 @@ export interface TrafficSpec {
   measureMs: number;
   drainMs: number;
   textBytes: number;
+  /** Pause after the servers start and after the clients joined (subscriptions settle). */
+  settleMs: number;
   /** Count what each process receives from Redis (fanout-scale). */
   tap?: boolean;
   cpuProfDir?: string;
@@ -78,7 +80,7 @@ export async function runTraffic(
     if (spec.tap && redis) for (let i = 0; i < k; i++) taps.push(await RedisTap.start(redis.port));
     status(`${label}: starting ${k} process${k > 1 ? "es" : ""}`);
     cluster = await Cluster.start(system, k, { redisUrl: (i) => taps[i]?.url ?? redis!.url, ...(spec.cpuProfDir && { cpuProfDir: spec.cpuProfDir }) });
-    await sleep(500);
+    await sleep(spec.settleMs);
     const baseline = cluster.sample();
     generator = await GeneratorHandle.start();
     const clients = plan(spec.layout, k);
@@ -87,7 +89,7 @@ export async function runTraffic(
     if (connected.failed > 0) throw new Error(`${connected.failed} of ${clients.length} clients failed to connect or join: ${JSON.stringify(connected.errors)}`);
     log(`${label}: ${fmt.int(connected.connected)} clients on ${k} process${k > 1 ? "es" : ""}, connected and joined in ${fmt.num(connected.ms / 1000)} s`);
     // Let subscriptions settle (the adapters subscribe without waiting for Redis to confirm).
-    await sleep(500);
+    await sleep(spec.settleMs);
 
     const results: TrafficFigures[] = [];
     for (const ratePerClient of rates) {
@@ -220,7 +222,7 @@ export async function runIdle(system: SystemName, connections: number, settleMs:
   try {
     status(`${label}: starting ${k} processes`);
     cluster = await Cluster.start(system, k, { redisUrl: () => redis!.url });
-    await sleep(1000);
+    await sleep(Math.min(1000, settleMs));
     const baseline = cluster.sample();
     const redisMem0 = redis ? await redis.usedMemory() : 0;
     const layout: Layout = { k, rooms: Math.ceil(connections / 2), roomSize: 2, placement: alternate };
