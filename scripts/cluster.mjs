@@ -40,7 +40,11 @@ const exited = (child) => (child.exitCode !== null || child.signalCode !== null 
 const stop = async () => {
   if (stopping) return;
   stopping = true;
-  console.log("cluster: stopping");
+  try {
+    console.log("cluster: stopping");
+  } catch {
+    // stdout is gone (its reader closed): stop quietly
+  }
   const [redis, ...servers] = children;
   for (const child of servers) child.kill("SIGTERM");
   await Promise.all(servers.map(exited));
@@ -49,10 +53,13 @@ const stop = async () => {
   rmSync(dir, { recursive: true, force: true });
   process.exit(0);
 };
-process.on("SIGINT", stop);
-process.on("SIGTERM", stop);
+// Closing the terminal (SIGHUP) or the reader of a pipe must stop the children too: they are
+// detached, so nothing else would.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, stop);
+for (const stream of [process.stdout, process.stderr]) stream.on("error", stop);
 
-run("redis", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--loglevel", "warning"]);
+// Redis logs to a file in its folder: its start-up banner is noise next to the servers' logs.
+run("redis", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--loglevel", "warning", "--logfile", join(dir, "redis.log")]);
 await new Promise((resolve) => {
   const poll = setInterval(() => {
     if (spawnSync("redis-cli", ["-p", String(port), "ping"]).stdout?.toString().trim() === "PONG") {

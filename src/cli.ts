@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { createRequire } from "node:module";
 import { ConfigError, loadOptions, optionsHelp } from "./config.js";
 import { createChatServer } from "./server.js";
 
@@ -9,12 +10,19 @@ Usage:
   roomcast chat --url URL --room ROOM --name NAME   terminal chat client
 
 Options:
-${optionsHelp()}`;
+${optionsHelp()}
+
+Durations: 500ms, 15s, 10m, 24h, 1d, or a number of seconds. Flags win over variables.`;
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === "--help" || command === "-h" || command === "help") {
     process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  if (command === "--version" || command === "-v") {
+    const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
+    process.stdout.write(`roomcast ${version}\n`);
     return;
   }
   if (command === "chat") {
@@ -40,7 +48,10 @@ async function serve(args: string[]): Promise<void> {
     process.exit(2);
   }
   const server = await createChatServer(options);
-  const address = await server.listen();
+  const address = await server.listen().catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "EADDRINUSE") throw new Error(`port ${options.port} is already in use: set PORT (or --port) to another one`);
+    throw err;
+  });
   const shown = address.family === "IPv6" && address.address === "::" ? "localhost" : address.address;
   server.logger.info({ port: address.port, bus: options.redisUrl ? "redis" : "memory" }, `roomcast listening on http://${shown.includes(":") ? `[${shown}]` : shown}:${address.port}`);
 

@@ -5,7 +5,7 @@ import { z } from "zod";
 const Duration = z.string().transform((raw, ctx) => {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(raw.trim());
   if (!match) {
-    ctx.addIssue({ code: "custom", message: `expected a duration like 500ms, 15s, 10m, 24h, got "${raw}"` });
+    ctx.addIssue({ code: "custom", message: "expected a duration: 500ms, 15s, 10m, 24h, 1d, or a number of seconds" });
     return z.NEVER;
   }
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] ?? "s"]!;
@@ -49,9 +49,9 @@ const OPTIONS = {
   presenceTimeout: { schema: Duration, default: "15s", help: "a dead process's users leave presence after this" },
   maxBufferedPackets: { schema: int(1, 10_000_000), default: "1000", help: "unsent packets before a slow connection is closed" },
   shutdownTimeout: { schema: Duration, default: "10s", help: "longest graceful shutdown before exit" },
-  jwtSecret: { schema: z.string().min(16, "expected at least 16 characters"), default: "", help: "HS256 secret; when set, a valid token is required" },
+  jwtSecret: { schema: z.string().min(16, "expected at least 16 characters"), default: "", help: "HS256 secret; when set, a valid token is required", secret: true },
   corsOrigin: { schema: z.string(), default: "", help: "allowed browser origins, comma-separated; empty = same origin only" },
-  nodeId: { schema: z.string().regex(/^[\w.:-]{1,64}$/, "expected 1-64 of A-Z a-z 0-9 _ . : -"), default: "", help: "this process's id (default: random)" },
+  nodeId: { schema: z.string().regex(/^[\w.:-]{1,64}$/, "expected 1-64 of A-Z a-z 0-9 _ . : -"), default: "", help: "this process's id (default: host name + random)" },
   logLevel: { schema: oneOf("trace", "debug", "info", "warn", "error", "fatal", "silent"), default: "info", help: "log level" },
 } as const;
 
@@ -76,7 +76,9 @@ export function loadOptions(argv: string[], env: NodeJS.ProcessEnv): ChatOptions
     }
     const parsed = (spec.schema as z.ZodType).safeParse(raw);
     if (!parsed.success) {
-      throw new ConfigError(`invalid ${source ?? key}: ${parsed.error.issues[0]?.message ?? "bad value"} (got "${raw}")`);
+      // A secret's value must not end up in logs: say only how long it was.
+      const got = "secret" in spec ? `a value of ${raw.length} characters` : `"${raw}"`;
+      throw new ConfigError(`invalid ${source ?? key}: ${parsed.error.issues[0]?.message ?? "bad value"} (got ${got})`);
     }
     result[key] = parsed.data;
   }
@@ -105,6 +107,6 @@ function parseFlags(argv: string[]): Partial<Record<OptionKey, string>> {
     }
     return out;
   } catch (err) {
-    throw new ConfigError((err as Error).message.split("\n")[0] ?? "bad command line");
+    throw new ConfigError(`${(err as Error).message.split("\n")[0] ?? "bad command line"} (see --help)`);
   }
 }

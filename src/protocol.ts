@@ -32,7 +32,7 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 
 // ---------------------------------------------------------------- client -> server
 
-export const RoomName = z.string().regex(ROOM_NAME_PATTERN, "room: 1-64 characters of A-Z a-z 0-9 _ . : -");
+export const RoomName = z.string().regex(ROOM_NAME_PATTERN, "expected 1-64 characters of A-Z a-z 0-9 _ . : -");
 const Seq = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 export const HandshakeAuth = z.object({

@@ -26,7 +26,7 @@ export async function createBus(options: ChatOptions, nodeId: string, logger: Lo
     };
   }
   const redis = new RedisConnection({ url: options.redisUrl, logger });
-  await redis.connect();
+  await redis.connect(options.redisUrl);
   const keys = new RedisKeys(options.redisPrefix);
   const commandTimeoutMs = options.redisTimeout;
   const presence = new RedisPresence(redis, keys, { nodeId, presenceTimeoutMs: options.presenceTimeout, commandTimeoutMs, logger });

@@ -1,5 +1,5 @@
 import type { Member } from "../protocol.js";
-import type { AddResult, PresenceEntry, PresenceStore } from "./presence.js";
+import type { AddResult, PresenceEntry, PresenceStore, RemoveResult } from "./presence.js";
 
 interface UserPresence {
   member: Member;
@@ -26,14 +26,14 @@ export class MemoryPresence implements PresenceStore {
     return { ok: true, firstOfUser: true, members: this.list(users) };
   }
 
-  async remove(room: string, entry: PresenceEntry): Promise<{ lastOfUser: boolean }> {
+  async remove(room: string, entry: PresenceEntry): Promise<RemoveResult> {
     const users = this.rooms.get(room);
     const user = users?.get(entry.user.id);
     if (!users || !user || !user.conns.delete(entry.connId)) return { lastOfUser: false };
     if (user.conns.size > 0) return { lastOfUser: false };
     users.delete(entry.user.id);
     if (users.size === 0) this.rooms.delete(room);
-    return { lastOfUser: true };
+    return { lastOfUser: true, member: user.member };
   }
 
   async members(room: string): Promise<Member[]> {

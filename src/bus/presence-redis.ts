@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { Member } from "../protocol.js";
-import type { AddResult, PresenceChangeHandler, PresenceEntry, PresenceStore } from "./presence.js";
+import type { AddResult, PresenceChangeHandler, PresenceEntry, PresenceStore, RemoveResult } from "./presence.js";
 import type { RedisConnection } from "./redis-connection.js";
 import type { RedisKeys } from "./redis-keys.js";
 import { SCRIPTS, withTimeout } from "./redis-scripts.js";
@@ -73,7 +73,7 @@ export class RedisPresence implements PresenceStore {
     return { ok: true, firstOfUser: first === 1, members: pairs(flat) };
   }
 
-  async remove(room: string, entry: PresenceEntry): Promise<{ lastOfUser: boolean }> {
+  async remove(room: string, entry: PresenceEntry): Promise<RemoveResult> {
     const field = indexField(room, entry.connId);
     this.local.delete(field);
     try {
@@ -86,13 +86,13 @@ export class RedisPresence implements PresenceStore {
     }
   }
 
-  private async removeNow(room: string, entry: PresenceEntry): Promise<{ lastOfUser: boolean }> {
+  private async removeNow(room: string, entry: PresenceEntry): Promise<RemoveResult> {
     const reply = await this.bounded(
       SCRIPTS.presenceRemove.run<RemoveReply>(this.redis.commands, this.roomKeys(room), [this.keys.connKey(this.options.nodeId, entry.connId)]),
       "presence remove",
     );
     await this.bounded(this.redis.commands.hDel(this.keys.nodeEntries(this.options.nodeId), indexField(room, entry.connId)), "presence index");
-    return { lastOfUser: reply !== null && Number(reply[0]) === 1 };
+    return reply !== null && Number(reply[0]) === 1 ? { lastOfUser: true, member: { id: reply[1], name: reply[2] } } : { lastOfUser: false };
   }
 
   async members(room: string): Promise<Member[]> {
@@ -149,9 +149,9 @@ export class RedisPresence implements PresenceStore {
 
   private async retryOrphans(): Promise<void> {
     for (const [field, { room, entry }] of [...this.orphans]) {
-      const { lastOfUser } = await this.removeNow(room, entry);
+      const removed = await this.removeNow(room, entry);
       this.orphans.delete(field);
-      if (lastOfUser) this.handler(room, "leave", entry.user);
+      if (removed.lastOfUser) this.handler(room, "leave", removed.member);
     }
   }
 

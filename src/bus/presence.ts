@@ -6,6 +6,8 @@ export interface PresenceEntry {
   user: Member;
 }
 
+export type RemoveResult = { lastOfUser: false } | { lastOfUser: true; member: Member };
+
 export type AddResult = { ok: true; firstOfUser: boolean; members: Member[] } | { ok: false; reason: "room_full" };
 
 /**
@@ -23,8 +25,11 @@ export type PresenceChangeHandler = (room: string, kind: "join" | "leave", membe
  */
 export interface PresenceStore {
   add(room: string, entry: PresenceEntry, capacity: number): Promise<AddResult>;
-  /** Returns whether this was the user's last connection in the room. */
-  remove(room: string, entry: PresenceEntry): Promise<{ lastOfUser: boolean }>;
+  /**
+   * Returns whether this was the user's last connection in the room, and the user as the room
+   * knew them (the name their first connection gave, which the leave event must repeat).
+   */
+  remove(room: string, entry: PresenceEntry): Promise<RemoveResult>;
   members(room: string): Promise<Member[]>;
   onChange(handler: PresenceChangeHandler): void;
   close(): Promise<void>;

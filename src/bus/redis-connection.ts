@@ -1,5 +1,9 @@
 import { createClient, type RedisClientType } from "@redis/client";
 import type { Logger } from "pino";
+import { withTimeout } from "./redis-scripts.js";
+
+/** How long start-up waits for Redis before giving up with a clear error. */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 export interface RedisConnectionOptions {
   url: string;
@@ -15,6 +19,7 @@ export class RedisConnection {
   readonly commands: RedisClientType;
   readonly subscriber: RedisClientType;
   private readonly reconnectHandlers: Array<() => void> = [];
+  private lastError: unknown;
 
   constructor(options: RedisConnectionOptions) {
     const { url, logger } = options;
@@ -36,7 +41,8 @@ export class RedisConnection {
       let everReady = false;
       let down = false;
       client.on("error", (err: unknown) => {
-        if (!down) logger.warn({ err, role }, "redis connection lost");
+        this.lastError = err;
+        if (!down && everReady) logger.warn({ err, role }, "redis connection lost");
         down = true;
       });
       client.on("ready", () => {
@@ -48,8 +54,15 @@ export class RedisConnection {
     }
   }
 
-  async connect(): Promise<void> {
-    await Promise.all([this.commands.connect(), this.subscriber.connect()]);
+  /** Resolves once both connections are up; rejects, naming the cause, if Redis cannot be reached at start. */
+  async connect(url: string): Promise<void> {
+    try {
+      await withTimeout(Promise.all([this.commands.connect(), this.subscriber.connect()]), CONNECT_TIMEOUT_MS, "connect");
+    } catch (err) {
+      await Promise.allSettled([this.commands.destroy(), this.subscriber.destroy()]);
+      const cause = (this.lastError ?? err) as { message?: string };
+      throw new Error(`cannot reach Redis at ${url}: ${cause.message ?? String(cause)}`);
+    }
   }
 
   /** Called whenever either connection comes back after a loss. */

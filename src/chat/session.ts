@@ -234,15 +234,15 @@ export class Session {
 
   private async removePresence(room: string): Promise<void> {
     try {
-      const { lastOfUser } = await this.deps.presence.remove(room, this.entry);
-      if (lastOfUser) this.announce(room, "leave");
+      const removed = await this.deps.presence.remove(room, this.entry);
+      if (removed.lastOfUser) this.announce(room, "leave", removed.member);
     } catch (err) {
       this.deps.onBusError(err, "presence remove");
     }
   }
 
-  private announce(room: string, kind: "join" | "leave"): void {
-    const event = { type: "presence", event: { room, event: kind, member: this.user }, origin: this.connId } as const;
+  private announce(room: string, kind: "join" | "leave", member: Member = this.user): void {
+    const event = { type: "presence", event: { room, event: kind, member }, origin: this.connId } as const;
     this.deps.broker.publishEphemeral(room, event).catch((err) => this.deps.onBusError(err, "presence relay"));
   }
 }
