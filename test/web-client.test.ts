@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { after, afterEach, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { SignJWT } from "jose";
 import type { Browser } from "playwright-core";
 import { CHAT_NAMESPACE } from "../src/protocol.js";
 import { createChatServer, type ChatServer, type CreateChatServerOptions } from "../src/server.js";
@@ -21,8 +22,8 @@ const OPTIONS: CreateChatServerOptions = {
   messageBurst: 1000,
 };
 
-async function serve(port = 0): Promise<{ server: ChatServer; url: string; port: number }> {
-  const server = await createChatServer(OPTIONS);
+async function serve(port = 0, options: CreateChatServerOptions = {}): Promise<{ server: ChatServer; url: string; port: number }> {
+  const server = await createChatServer({ ...OPTIONS, ...options });
   const address = await server.listen(port, "127.0.0.1");
   return { server, port: address.port, url: `http://127.0.0.1:${address.port}` };
 }
@@ -32,13 +33,25 @@ describe("web client in headless Chromium", () => {
   let srv: Awaited<ReturnType<typeof serve>>;
   const pages: ChatPage[] = [];
   const clients: TestClient[] = [];
+  /** Servers with other options than srv's, for one test. */
+  const extraServers: ChatServer[] = [];
 
-  const open = async (name: string, room: string, viewport?: { width: number; height: number }): Promise<ChatPage> => {
-    const page = await ChatPage.open(browser, `${srv.url}/`, viewport);
+  const openAt = async (url: string, viewport?: { width: number; height: number }): Promise<ChatPage> => {
+    const page = await ChatPage.open(browser, url, viewport);
     pages.push(page);
+    return page;
+  };
+  const open = async (name: string, room: string, viewport?: { width: number; height: number }, base = srv.url): Promise<ChatPage> => {
+    const page = await openAt(`${base}/`, viewport);
     await page.enter(name, room);
     return page;
   };
+  const serveOther = async (options: CreateChatServerOptions): Promise<string> => {
+    const other = await serve(0, options);
+    extraServers.push(other.server);
+    return other.url;
+  };
+  const roomList = (p: ChatPage): Promise<Array<string | null>> => p.page.$$eval(".room-item", (els) => els.map((e) => e.getAttribute("data-room")));
   const connect = async (name: string): Promise<TestClient> => {
     const client = await TestClient.connect(srv.url, { name });
     clients.push(client);
@@ -62,6 +75,7 @@ describe("web client in headless Chromium", () => {
   afterEach(async () => {
     for (const c of clients.splice(0)) c.close();
     for (const p of pages.splice(0)) await p.close().catch(() => {});
+    for (const s of extraServers.splice(0)) await s.close();
   });
   after(async () => {
     await browser?.close();
@@ -165,6 +179,119 @@ describe("web client in headless Chromium", () => {
     await ann.page.fill("#join-input", "not a room!");
     await ann.page.press("#join-input", "Enter");
     await ann.waitText("#join-error", "Room names");
+  });
+
+  it("shows why a message was refused on the message itself, still in view after the room moved on", async () => {
+    const ann = await open("ann", "refused");
+    const bob = await connect("bob");
+    await bob.joinOk("refused");
+    await ann.send("y".repeat(301));
+    const failed = ".timeline.active .msg.pending.failed";
+    await ann.waitText(`${failed} .status`, "not sent: too long (max 300 characters)");
+    // The room goes on: the notice above the message scrolls away, the message stays at the bottom.
+    const lines = Array.from({ length: 60 }, (_, i) => `bob ${i + 1}`);
+    for (const line of lines) await bob.sendOk("refused", line);
+    await ann.waitTexts(lines);
+    const inView = (selector: string): Promise<boolean> =>
+      ann.page.$eval(selector, (node) => {
+        const box = node.getBoundingClientRect();
+        const view = node.closest(".timeline")!.getBoundingClientRect();
+        return box.top >= view.top && box.bottom <= view.bottom;
+      });
+    assert.equal(await inView(".timeline.active .notice.error"), false, "the notice above has scrolled out of view");
+    assert.equal(await inView(`${failed} .status`), true, "the reason is in view");
+    assert.equal(await inView(`${failed} button:text('Retry')`), true, "Retry is in view, next to the reason");
+    assert.match((await ann.page.getAttribute(`${failed} .status`, "title")) ?? "", /\(too_large\)/, "the full sentence on hover");
+  });
+
+  it("says on a message refused as too fast that it was, and sends it on Retry", async () => {
+    const url = await serveOther({ messageRate: 1, messageBurst: 1 });
+    const ann = await open("ann", "slow", undefined, url);
+    await ann.send("first");
+    await ann.send("second");
+    const failed = ".timeline.active .msg.pending.failed";
+    await ann.waitText(`${failed} .status`, "not sent: sending too fast");
+    // Retry until the bucket has a token again (a second): each click is answered before the next.
+    await ann.page.waitForFunction(
+      (sel) => {
+        const retry = document.querySelector<HTMLButtonElement>(`${sel} button.link`);
+        retry?.click();
+        return document.querySelectorAll(".timeline.active .msg.pending").length === 0;
+      },
+      failed,
+      { polling: 200 },
+    );
+    await ann.waitTexts(["first", "second"]);
+  });
+
+  it("lets a second tab be someone else: the rooms remembered belong to the name", async () => {
+    const ann = await open("ann", "annroom");
+    const tab = await ann.newTab(`${srv.url}/`);
+    pages.push(tab);
+    assert.equal(await tab.page.inputValue("#welcome-name"), "ann", "the new tab offers the last name");
+    await tab.enter("bob", "kitchen");
+    assert.deepEqual(await roomList(tab), ["kitchen"], "bob is not put in ann's rooms");
+    const reader = await connect("reader");
+    assert.deepEqual((await reader.joinOk("annroom")).members.map((m) => m.name).sort(), ["ann", "reader"]);
+
+    // Each tab's reload goes straight back, as that person, into that person's rooms.
+    await tab.page.reload();
+    await tab.waitJoined("kitchen");
+    assert.deepEqual(await roomList(tab), ["kitchen"]);
+    assert.equal(await tab.page.textContent("#me-name"), "bob");
+    await ann.page.reload();
+    await ann.waitJoined("annroom");
+    assert.deepEqual(await roomList(ann), ["annroom"]);
+    assert.equal(await ann.page.textContent("#me-name"), "ann");
+
+    // A third tab where bob signs in again gets bob's rooms back, not ann's.
+    const again = await ann.newTab(`${srv.url}/`);
+    pages.push(again);
+    await again.enter("bob", "pantry");
+    await again.page.waitForSelector('.room-item[data-room="kitchen"]');
+    assert.deepEqual(await roomList(again), ["pantry", "kitchen"]);
+  });
+
+  it("signs in to a server that requires a token: from a link, from the welcome card, or asked for when refused", async () => {
+    const secret = "web-client-test-secret-0123456789";
+    const url = await serveOther({ jwtSecret: secret });
+    const tokenFor = (sub: string): Promise<string> =>
+      new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setIssuedAt().setExpirationTime("1h").sign(new TextEncoder().encode(secret));
+
+    // A link with ?token=: the page uses it and takes it out of the address bar at once.
+    const ann = await openAt(`${url}/?token=${await tokenFor("id-ann")}#vault`);
+    assert.equal(new URL(ann.page.url()).search, "", "no token left in the address bar");
+    assert.equal(new URL(ann.page.url()).hash, "#vault");
+    await ann.enter("ann", "vault");
+    await ann.page.reload();
+    await ann.waitJoined("vault");
+
+    // The token field under "Advanced" on the welcome card.
+    const cat = await openAt(`${url}/`);
+    await cat.page.click("#welcome-advanced summary");
+    await cat.page.fill("#welcome-token", await tokenFor("id-cat"));
+    await cat.enter("cat", "vault");
+
+    // No token: the page says why it is not connected and asks for one.
+    const bob = await openAt(`${url}/`);
+    await bob.page.fill("#welcome-name", "bob");
+    await bob.page.fill("#welcome-room", "vault");
+    await bob.page.press("#welcome-name", "Enter");
+    await bob.page.waitForSelector("#signin:not([hidden])");
+    await bob.waitText("#signin-reason", "only lets in people with a token");
+    await bob.waitText("#banner", "this server needs a sign-in token");
+    await bob.page.fill("#signin-token", "not-a-token");
+    await bob.page.press("#signin-token", "Enter");
+    await bob.waitText("#signin-reason", "did not accept your token: invalid or expired token");
+    await bob.page.fill("#signin-token", await tokenFor("id-bob"));
+    await bob.page.press("#signin-token", "Enter");
+    await bob.waitJoined("vault");
+    assert.equal(await bob.page.isVisible("#signin"), false);
+    assert.equal(await bob.page.isVisible("#banner"), false);
+    await bob.send("signed in");
+    await ann.waitTexts(["signed in"]);
+    await cat.waitTexts(["signed in"]);
+    assert.deepEqual([...ann.errors, ...bob.errors, ...cat.errors], []);
   });
 
   it("loads older messages when scrolled to the top", async () => {

@@ -32,6 +32,8 @@ export class ChatPage {
   private constructor(
     readonly context: BrowserContext,
     readonly page: Page,
+    /** A tab opened with newTab shares its context (storage) with the page it came from. */
+    private readonly ownsContext = true,
   ) {
     page.setDefaultTimeout(10_000);
     page.on("pageerror", (err) => this.errors.push(err.message));
@@ -46,6 +48,13 @@ export class ChatPage {
     const page = await context.newPage();
     const chat = new ChatPage(context, page);
     await page.goto(url);
+    return chat;
+  }
+
+  /** Another tab of the same browser: same localStorage, its own sessionStorage. */
+  async newTab(url: string): Promise<ChatPage> {
+    const chat = new ChatPage(this.context, await this.context.newPage(), false);
+    await chat.page.goto(url);
     return chat;
   }
 
@@ -97,6 +106,6 @@ export class ChatPage {
   }
 
   async close(): Promise<void> {
-    await this.context.close();
+    await (this.ownsContext ? this.context.close() : this.page.close());
   }
 }

@@ -122,8 +122,19 @@ export class ChatClient {
 
   /** Reconnects under another name; every room is joined again with recovery. */
   rename(name: string): void {
-    this.socket.auth = { ...(this.socket.auth as Record<string, string>), name: name.trim() };
+    this.reconnectWith({ ...(this.socket.auth as Record<string, string>), name: name.trim() });
+  }
+
+  /** Reconnects with another token (none: undefined); every room is joined again with recovery. */
+  setToken(token: string | undefined): void {
+    const { token: _old, ...auth } = this.socket.auth as Record<string, string>;
+    this.reconnectWith(token ? { ...auth, token } : auth);
+  }
+
+  private reconnectWith(auth: Record<string, string>): void {
+    this.socket.auth = auth;
     this.fatal = false;
+    this.failures = 0;
     this.socket.disconnect();
     this.connect();
   }

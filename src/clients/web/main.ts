@@ -2,12 +2,12 @@
  * The web page: a welcome screen, then the chat. State and protocol live in the shared
  * ChatClient; this file wires it to the DOM (TimelineView per room, SidebarView, the composer).
  */
-import { ROOM_NAME_PATTERN } from "../../protocol.js";
+import { ROOM_NAME_PATTERN, type ErrorBody } from "../../protocol.js";
 import { ChatClient, type ChatEvent, type ConnectionState } from "../shared/chat-client.js";
 import { describeError } from "../shared/format.js";
 import type { RoomState } from "../shared/room-state.js";
 import { byId, el } from "./dom.js";
-import { rememberedPrefs, savePrefs, sessionPrefs, type Prefs } from "./prefs.js";
+import { rememberedPrefs, roomsFor, savePrefs, saveToken, sessionPrefs, sessionToken, type Prefs } from "./prefs.js";
 import { SidebarView } from "./sidebar-view.js";
 import { TimelineView } from "./timeline-view.js";
 
@@ -28,6 +28,9 @@ class ChatPage {
   private readonly sidebar: SidebarView;
   private active: string | undefined;
   private name: string;
+  private token: string | undefined;
+  /** Why the server refused the connection (a bad or missing token); cleared once connected. */
+  private refused: ErrorBody | undefined;
   /** Rooms to redraw at the end of this task; true when older messages were prepended. */
   private readonly dirty = new Map<string, boolean>();
   private chromeDirty = false;
@@ -36,9 +39,10 @@ class ChatPage {
   private readonly timelines = byId("timelines");
   private readonly input = byId<HTMLTextAreaElement>("input");
 
-  constructor(prefs: Prefs) {
+  constructor(prefs: Prefs, token: string | undefined) {
     this.name = prefs.name;
-    this.client = new ChatClient({ name: prefs.name });
+    this.token = token;
+    this.client = new ChatClient({ name: prefs.name, token });
     this.sidebar = new SidebarView({ switchTo: (room) => this.switchTo(room), leave: (room) => void this.leave(room) });
     this.client.on((event) => this.onEvent(event));
     this.bindControls();
@@ -51,6 +55,10 @@ class ChatPage {
   private onEvent(event: ChatEvent): void {
     switch (event.type) {
       case "connection":
+        if (event.state === "connected") {
+          this.refused = undefined;
+          byId("signin").hidden = true;
+        }
         this.renderConnection();
         break;
       case "hello":
@@ -80,6 +88,13 @@ class ChatPage {
         if (event.type === "typing") this.startTypingTimer();
         break;
       case "error":
+        if (event.action === "connect") {
+          // Final: Socket.IO does not retry a refusal. Say why where it stays, and ask for a token.
+          this.refused = event.error;
+          this.renderConnection();
+          if (event.error.code === "unauthorized") this.askToken();
+          break;
+        }
         if (event.room) this.markDirty(event.room.name);
         if (!event.room || event.room.name !== this.active) this.toast(describeError(event.error));
         break;
@@ -223,13 +238,54 @@ class ChatPage {
     conn.dataset.state = state;
     byId("conn-label").textContent = CONNECTION_LABELS[state];
     const banner = byId("banner");
-    banner.hidden = state === "connected" || state === "connecting";
+    banner.hidden = state === "connected" || (state === "connecting" && !this.refused);
+    banner.classList.toggle("refused", this.refused !== undefined && state !== "connected");
+    if (this.refused && state !== "connected") {
+      const text =
+        this.refused.code === "unauthorized"
+          ? `Not connected: ${this.token ? "the server did not accept your token" : "this server needs a sign-in token"} (${this.refused.message}).`
+          : `Not connected: the server refused the connection. ${describeError(this.refused)}`;
+      const children: Node[] = [el("span", { text })];
+      if (this.refused.code === "unauthorized") {
+        const button = el("button", { class: "link", text: "Enter a token", attrs: { type: "button", id: "banner-token" } });
+        button.addEventListener("click", () => this.askToken());
+        children.push(button);
+      }
+      banner.replaceChildren(...children);
+      return;
+    }
     banner.textContent =
       state === "reconnecting"
         ? "Connection lost. Reconnecting… Messages you send now go out once it is back."
         : state === "offline"
           ? "Offline: the server cannot be reached. Still trying; messages you send now go out once it is back."
           : "";
+  }
+
+  /** The sign-in card: why the server refused, and a field for a (new) token. */
+  private askToken(): void {
+    const overlay = byId("signin");
+    const form = byId<HTMLFormElement>("signin-form");
+    const field = byId<HTMLInputElement>("signin-token");
+    byId("signin-reason").textContent = this.token
+      ? `The server did not accept your token: ${this.refused?.message ?? "unauthorized"}. Paste a new one.`
+      : "This server only lets in people with a token. Paste the one you were given.";
+    field.value = this.token ?? "";
+    overlay.hidden = false;
+    field.focus();
+    field.select();
+    overlay.onclick = (e) => {
+      if (e.target === overlay) overlay.hidden = true;
+    };
+    form.onsubmit = (e) => {
+      e.preventDefault();
+      overlay.hidden = true;
+      this.token = field.value.trim() || undefined;
+      saveToken(this.token);
+      this.refused = undefined;
+      this.client.setToken(this.token);
+      this.renderConnection();
+    };
   }
 
   // ------------------------------------------------------------------ controls
@@ -324,6 +380,16 @@ class ChatPage {
   }
 }
 
+/** A link such as /?token=… signs this tab in; the token leaves the address bar (and history) at once. */
+function tokenFromLink(): void {
+  const url = new URL(location.href);
+  const token = url.searchParams.get("token");
+  if (token === null) return;
+  saveToken(token.trim() || undefined);
+  url.searchParams.delete("token");
+  history.replaceState(history.state, "", `${url.pathname}${url.search}${url.hash}`);
+}
+
 function roomFromHash(): string | undefined {
   const room = decodeURIComponent(location.hash.slice(1));
   return ROOM_NAME_PATTERN.test(room) ? room : undefined;
@@ -335,11 +401,15 @@ function showWelcome(prefs: Prefs | undefined, room: string | undefined, onRenam
   const form = byId<HTMLFormElement>("welcome-form");
   const nameField = byId<HTMLInputElement>("welcome-name");
   const roomField = byId<HTMLInputElement>("welcome-room");
+  const tokenField = byId<HTMLInputElement>("welcome-token");
   byId("welcome-room-field").hidden = onRename !== undefined;
+  byId("welcome-advanced").hidden = onRename !== undefined;
   byId("welcome-text").textContent = onRename ? "Choose a new name. Everyone in your rooms will see it." : "Chat in rooms, in real time. Pick a name and a room to start.";
   byId("welcome-submit").textContent = onRename ? "Change name" : "Start chatting";
   nameField.value = prefs?.name ?? "";
   roomField.value = room ?? prefs?.active ?? DEFAULT_ROOM;
+  tokenField.value = sessionToken() ?? "";
+  if (tokenField.value) byId<HTMLDetailsElement>("welcome-advanced").open = true;
   overlay.hidden = false;
   nameField.focus();
   nameField.select();
@@ -363,18 +433,23 @@ function showWelcome(prefs: Prefs | undefined, room: string | undefined, onRenam
       return;
     }
     close();
-    const rooms = [chosen, ...(prefs?.rooms ?? []).filter((r) => r !== chosen)];
-    new ChatPage({ name, rooms, active: chosen });
+    // The rooms remembered for the name typed, not for the name prefilled: another person in a
+    // second tab starts from the room they chose, not in the first person's rooms.
+    const rooms = [chosen, ...roomsFor(name).rooms.filter((r) => r !== chosen)];
+    const token = tokenField.value.trim() || undefined;
+    saveToken(token);
+    new ChatPage({ name, rooms, active: chosen }, token);
   };
 }
 
 function boot(): void {
+  tokenFromLink();
   const session = sessionPrefs();
   const hashRoom = roomFromHash();
   if (session && session.rooms.length > 0) {
     const rooms = hashRoom && !session.rooms.includes(hashRoom) ? [...session.rooms, hashRoom] : session.rooms;
     byId("welcome").hidden = true;
-    new ChatPage({ ...session, rooms, active: hashRoom ?? session.active });
+    new ChatPage({ ...session, rooms, active: hashRoom ?? session.active }, sessionToken());
     return;
   }
   showWelcome(rememberedPrefs(), hashRoom);

@@ -3,8 +3,8 @@
  * and moved into place, so appending, merging missed messages and prepending older ones keep the
  * rest of the page (and the reader's scroll position) as it was.
  */
-import type { ChatMessage } from "../../protocol.js";
-import { formatTime } from "../shared/format.js";
+import type { ChatMessage, ErrorBody } from "../../protocol.js";
+import { describeError, formatTime } from "../shared/format.js";
 import type { PendingMessage, RoomState, TimelineItem } from "../shared/room-state.js";
 import { avatar, colorFor, el } from "./dom.js";
 
@@ -137,11 +137,14 @@ export class TimelineView {
   }
 
   private pendingNode(pending: PendingMessage): HTMLElement {
-    const key = `p:${pending.clientMsgId}:${pending.status}`;
+    const key = `p:${pending.clientMsgId}:${pending.status}:${pending.error?.code ?? ""}`;
     let node = this.nodes.get(key);
     if (node) return node;
-    const status = pending.status === "failed" ? "not sent" : pending.status === "queued" ? "waiting for connection…" : "sending…";
-    const meta = el("div", { class: "meta" }, el("span", { class: "status", text: status }));
+    // The reason sits on the message itself: a notice above it scrolls away as the room goes on.
+    const status = pending.status === "failed" ? `not sent${pending.error ? `: ${notSentReason(pending.error)}` : ""}` : pending.status === "queued" ? "waiting for connection…" : "sending…";
+    const statusNode = el("span", { class: "status", text: status });
+    if (pending.error) statusNode.title = describeError(pending.error);
+    const meta = el("div", { class: "meta" }, statusNode);
     if (pending.status === "failed") {
       const retry = el("button", { class: "link", text: "Retry", attrs: { type: "button" } });
       retry.addEventListener("click", () => this.actions.retry(pending.clientMsgId));
@@ -156,6 +159,26 @@ export class TimelineView {
 
   private distanceToBottom(): number {
     return this.el.scrollHeight - this.el.scrollTop - this.el.clientHeight;
+  }
+}
+
+/** Why a message was not sent, in a few words for its status line; the full sentence is its tooltip. */
+export function notSentReason(error: ErrorBody): string {
+  switch (error.code) {
+    case "too_large": {
+      const max = /(\d+) characters/.exec(error.message)?.[1];
+      return max ? `too long (max ${max} characters)` : "too long";
+    }
+    case "rate_limited":
+      return "sending too fast; wait a moment, then Retry";
+    case "not_in_room":
+      return "not in this room any more";
+    case "unavailable":
+      return "the server could not take it; Retry";
+    case "unauthorized":
+      return "not signed in";
+    default:
+      return describeError(error);
   }
 }
 
