@@ -32,6 +32,8 @@ export interface TrafficFigures {
   machineBusyCores: number;
   otherCpuCores: number;
   windowMs: number;
+  /** The window on the machine's monotonic clock (us), the one V8 CPU profiles use. */
+  windowMonoUs: [number, number];
   /** fanout-scale only: pub/sub messages each process received from Redis, per message sent. */
   receivedPerMessage?: number[];
   /** Messages received from Redis / messages that a process with members needed. */
@@ -85,5 +87,5 @@ export interface BenchResults {
   fanout?: ScenarioResult<TrafficFigures>;
   idle?: ScenarioResult<IdleFigures>;
   saturate?: ScenarioResult<SaturateFigures>;
-  profile?: { files: string[]; top: Array<{ selfMs: number; share: number; fn: string; where: string }>; run?: TrafficFigures };
+  profile?: { files: string[]; windowOnly: boolean; top: Array<{ selfMs: number; share: number; fn: string; where: string }>; run?: TrafficFigures };
 }

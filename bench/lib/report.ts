@@ -222,7 +222,16 @@ export function markdown(results: BenchResults, chartFile: string | undefined): 
     for (const r of t) parts.push(row([r.target, r.value, r.goal, r.met === null ? "-" : r.met ? "yes" : "**no**"]));
   }
   if (results.profile) {
-    parts.push("", "## CPU profile of roomcast (dm, --cpu-prof)", "", `Profiles: ${results.profile.files.join(", ")}`, "", header(["self ms", "share", "function", "where"]));
+    const p = results.profile;
+    const run = p.run ? ` That run: ${fmt.int(p.run.deliveriesPerSec)} deliveries/s, ${fmt.num(p.run.serverCpuUsPerDelivery)} us/delivery under the profiler.` : "";
+    parts.push(
+      "",
+      "## CPU profile of roomcast (dm, --cpu-prof)",
+      "",
+      `Self time of both processes, ${p.windowOnly ? "measured window only" : "whole process lifetime (startup and shutdown included)"}, idle left out.${run} Profiles (not committed): ${p.files.join(", ")}`,
+      "",
+      header(["self ms", "share", "function", "where"]),
+    );
     for (const f of results.profile.top) parts.push(row([fmt.num(f.selfMs, 0), `${fmt.num(f.share * 100)}%`, `\`${f.fn}\``, f.where]));
   }
   return `${parts.join("\n")}\n`;
