@@ -3,13 +3,12 @@ import type { ChatMessage } from "../protocol.js";
 import type { Broker, BrokerEventHandler, EphemeralEvent, HistoryPage, HistoryQuery, MessageDraft, RoomEvent } from "./broker.js";
 import type { RedisConnection } from "./redis-connection.js";
 import type { RedisKeys } from "./redis-keys.js";
-import { SCRIPTS, withTimeout } from "./redis-scripts.js";
+import { SCRIPTS } from "./redis-scripts.js";
 import { DEDUPE_WINDOW_MS } from "./broker.js";
 
 export interface RedisBrokerOptions {
   historyLimit: number;
   historyTtlMs: number;
-  commandTimeoutMs: number;
 }
 
 type Listener = (payload: string) => void;
@@ -122,7 +121,7 @@ export class RedisBroker implements Broker {
   }
 
   private bounded<T>(promise: Promise<T>, what: string): Promise<T> {
-    return withTimeout(promise, this.options.commandTimeoutMs, what);
+    return this.redis.bounded(promise, what);
   }
 }
 

@@ -25,14 +25,13 @@ export async function createBus(options: ChatOptions, nodeId: string, logger: Lo
       close: async () => {},
     };
   }
-  const redis = new RedisConnection({ url: options.redisUrl, logger });
+  const redis = new RedisConnection({ url: options.redisUrl, logger, commandTimeoutMs: options.redisTimeout });
   await redis.connect(options.redisUrl);
   const keys = new RedisKeys(options.redisPrefix);
-  const commandTimeoutMs = options.redisTimeout;
-  const presence = new RedisPresence(redis, keys, { nodeId, presenceTimeoutMs: options.presenceTimeout, commandTimeoutMs, logger });
+  const presence = new RedisPresence(redis, keys, { nodeId, presenceTimeoutMs: options.presenceTimeout, logger });
   await presence.start();
   return {
-    broker: new RedisBroker(redis, keys, { historyLimit: options.historyLimit, historyTtlMs: options.historyTtl, commandTimeoutMs }),
+    broker: new RedisBroker(redis, keys, { historyLimit: options.historyLimit, historyTtlMs: options.historyTtl }),
     presence,
     close: () => redis.close(),
   };

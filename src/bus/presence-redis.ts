@@ -3,13 +3,12 @@ import type { Member } from "../protocol.js";
 import type { AddResult, PresenceChangeHandler, PresenceEntry, PresenceStore, RemoveResult } from "./presence.js";
 import type { RedisConnection } from "./redis-connection.js";
 import type { RedisKeys } from "./redis-keys.js";
-import { SCRIPTS, withTimeout } from "./redis-scripts.js";
+import { SCRIPTS } from "./redis-scripts.js";
 
 export interface RedisPresenceOptions {
   nodeId: string;
   /** A process that stops heartbeating has its users removed within this time. */
   presenceTimeoutMs: number;
-  commandTimeoutMs: number;
   logger: Logger;
 }
 
@@ -180,7 +179,7 @@ export class RedisPresence implements PresenceStore {
   }
 
   private bounded<T>(promise: Promise<T>, what: string): Promise<T> {
-    return withTimeout(promise, this.options.commandTimeoutMs, what);
+    return this.redis.bounded(promise, what);
   }
 }
 

@@ -1,5 +1,6 @@
 import { createClient, type RedisClientType } from "@redis/client";
 import type { Logger } from "pino";
+import { Deadlines } from "./deadlines.js";
 import { withTimeout } from "./redis-scripts.js";
 
 /** How long start-up waits for Redis before giving up with a clear error. */
@@ -8,6 +9,8 @@ const CONNECT_TIMEOUT_MS = 10_000;
 export interface RedisConnectionOptions {
   url: string;
   logger: Logger;
+  /** Longest wait for one command: a paused or unreachable Redis must not hang a client's request. */
+  commandTimeoutMs: number;
 }
 
 /**
@@ -20,11 +23,16 @@ export class RedisConnection {
   readonly subscriber: RedisClientType;
   private readonly reconnectHandlers: Array<() => void> = [];
   private lastError: unknown;
+  private readonly deadlines: Deadlines;
 
   constructor(options: RedisConnectionOptions) {
     const { url, logger } = options;
+    this.deadlines = new Deadlines(options.commandTimeoutMs);
     const config = {
       url,
+      // Our own Deadlines bound every command; node-redis's per-command AbortSignal.timeout
+      // (5 s by default) costs a timer, a signal and a listener per command.
+      commandOptions: { timeout: 0 },
       // Fail fast while disconnected instead of queueing: a message gets `unavailable`, not a hang.
       disableOfflineQueue: true,
       // A ping notices a dead or paused server even on a quiet subscriber connection.
@@ -70,11 +78,17 @@ export class RedisConnection {
     this.reconnectHandlers.push(handler);
   }
 
+  /** Rejects if `promise` has not settled within the command timeout. */
+  bounded<T>(promise: Promise<T>, what: string): Promise<T> {
+    return this.deadlines.bound(promise, what);
+  }
+
   isReady(): boolean {
     return this.commands.isReady && this.subscriber.isReady;
   }
 
   async close(): Promise<void> {
+    this.deadlines.close();
     await Promise.allSettled([this.commands.close(), this.subscriber.close()]);
   }
 }

@@ -34,7 +34,7 @@ export const SCRIPTS = {
   claimNode: new RedisScript("claim-node"),
 };
 
-/** Bounds a Redis call: a paused or unreachable Redis must not hang a client's request. */
+/** Bounds a one-off wait (connecting); commands use RedisConnection.bounded. */
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
   const timeout = new Promise<never>((_, reject) => {
