@@ -20,8 +20,10 @@ local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 if seq == 1 then redis.call('HSETNX', KEYS[1], 'epoch', ARGV[5]) end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local entry = '{"seq":' .. seq .. ',' .. string.sub(ARGV[1], 2)
-redis.call('RPUSH', KEYS[2], entry)
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+-- Trim only when over the limit: one command fewer per message until a room fills its history.
+if redis.call('RPUSH', KEYS[2], entry) > tonumber(ARGV[2]) then
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call(ARGV[6] == '1' and 'SPUBLISH' or 'PUBLISH', ARGV[4], 'm' .. epoch .. ' ' .. entry)
