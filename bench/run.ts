@@ -14,7 +14,7 @@ import type { BenchResults, SaturateFigures, ScenarioResult, TrafficFigures } fr
 import { killAllNow, stopAll } from "./lib/processes.js";
 import { topSelfTime } from "./lib/profile.js";
 import { latencyChart, markdown, targets } from "./lib/report.js";
-import { alternate, pairOfThree, runIdle, runTraffic, type Layout, type TrafficSpec } from "./lib/scenarios.js";
+import { alternate, combineRuns, pairOfThree, runIdle, runTraffic, type Layout, type TrafficSpec } from "./lib/scenarios.js";
 import { SYSTEMS, usesRedis, type SystemName } from "./lib/systems.js";
 import { fmt, log } from "./lib/ui.js";
 
@@ -35,7 +35,8 @@ const HELP = `npm run bench [-- options]
   --fanout-rooms N        rooms of 4 in fanout-scale, each on two of three processes (300; quick 60)
   --idle-connections N    (20000; quick 1000)
   --text-bytes N          length of each message's text (64)
-  --retries N             re-run a dm/group/fanout-scale run when others' CPU passed --noise-limit (1; quick 0)
+  --repeat N              runs of dm and group per system, interleaved; figures are medians, losses sums (3; quick 1)
+  --retries N             re-run a single run or a saturate step when others' CPU passed --noise-limit (1; quick 0)
   --noise-limit CORES     (0.25)
   --cpu-prof              one extra roomcast dm run with node --cpu-prof; top self-time functions in the report
   --out DIR               where results go (bench/results)
@@ -59,6 +60,7 @@ const { values: flags } = parseArgs({
     "idle-connections": { type: "string" },
     "text-bytes": { type: "string" },
     retries: { type: "string" },
+    repeat: { type: "string" },
     "noise-limit": { type: "string" },
     "cpu-prof": { type: "boolean", default: false },
     out: { type: "string" },
@@ -93,6 +95,7 @@ const systems = list<SystemName>(flags.systems, SYSTEMS);
 const sec = (name: "warmup" | "measure", full: number, short: number): number => num(name, quick ? short : full) * 1000;
 const textBytes = num("text-bytes", 64);
 const retries = num("retries", quick ? 0 : 1, 0) | 0;
+const repeat = num("repeat", quick ? 1 : 3, 1) | 0;
 const noiseLimit = num("noise-limit", 0.25);
 const dmRooms = num("dm-rooms", quick ? 100 : 500);
 const dm: Layout = { k: 2, rooms: dmRooms, roomSize: 2, placement: alternate };
@@ -145,8 +148,28 @@ async function forEachSystem<T>(scenario: ScenarioResult<T>, run: (system: Syste
   }
 }
 
-/** One traffic run; repeated when other work on the machine took more than noiseLimit cores, keeping the quieter. */
-async function steady(system: SystemName, s: TrafficSpec, rate: number): Promise<TrafficFigures> {
+/**
+ * Rounds of one run per system (interleaved, so that a noisy minute hits every system alike); each
+ * system's row is the median of its runs. A single run is repeated instead when other work took
+ * more than noiseLimit cores during it, keeping the quieter.
+ */
+async function rounds(scenario: ScenarioResult<TrafficFigures>, s: TrafficSpec, rate: number, count: number, only: (s: SystemName) => boolean = () => true): Promise<void> {
+  const runs = new Map<SystemName, TrafficFigures[]>();
+  for (let round = 0; round < count && !interrupted; round++) {
+    if (count > 1) log(`${scenario.name}: round ${round + 1} of ${count}`);
+    await forEachSystem(
+      scenario,
+      async (system) => {
+        const figures = await steady(system, s, rate, count > 1 ? 0 : retries);
+        runs.set(system, [...(runs.get(system) ?? []), figures]);
+        return combineRuns(runs.get(system)!);
+      },
+      (system) => only(system) && !scenario.errors[system],
+    );
+  }
+}
+
+async function steady(system: SystemName, s: TrafficSpec, rate: number, retries: number): Promise<TrafficFigures> {
   let best: TrafficFigures | undefined;
   for (let attempt = 0; attempt <= retries && !interrupted; attempt++) {
     const [figures] = await runTraffic(system, s, [rate]);
@@ -175,7 +198,11 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     quick,
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "?", node: process.version, redis: redisVersion, loadAverageAtStart: loadavg() },
-    options: { scenarios, systems, dm, group, fanout, saturateRates, idleConnections, textBytes, retries, noiseLimit, warmupMs: sec("warmup", 4, 0.5), measureMs: sec("measure", 12, 1.5) },
+    source: {
+      commit: spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT }).stdout?.toString().trim() || "?",
+      srcDirty: (spawnSync("git", ["status", "--porcelain", "--", "src"], { cwd: ROOT }).stdout?.toString().trim() ?? "") !== "",
+    },
+    options: { scenarios, systems, dm, group, fanout, saturateRates, idleConnections, textBytes, retries, repeat, noiseLimit, warmupMs: sec("warmup", 3, 0.5), measureMs: sec("measure", 10, 1.5) },
     durationSec: 0,
   };
   log(`bench: ${scenarios.join(", ")} against ${systems.join(", ")}${quick ? " (quick)" : ""}; load average ${loadavg().map((n) => n.toFixed(2)).join(" ")}`);
@@ -184,14 +211,14 @@ async function main(): Promise<void> {
   const dmRate = num("dm-rate", 2);
   const groupRate = num("group-rate", 1);
   if (scenarios.includes("dm")) {
-    const s = spec("dm", dm, [4, 0.5], [12, 1.5]);
+    const s = spec("dm", dm, [3, 0.5], [10, 1.5]);
     results.dm = { name: "dm", description: describeTraffic(dm, dmRate, "direct messages"), params: { ...s, layout: dm, rate: dmRate }, systems: {}, errors: {} };
-    await forEachSystem(results.dm, (system) => steady(system, s, dmRate));
+    await rounds(results.dm, s, dmRate, repeat);
   }
   if (scenarios.includes("group") && !interrupted) {
-    const s = spec("group", group, [4, 0.5], [12, 1.5]);
+    const s = spec("group", group, [3, 0.5], [10, 1.5]);
     results.group = { name: "group", description: describeTraffic(group, groupRate, "group chat"), params: { ...s, layout: group, rate: groupRate }, systems: {}, errors: {} };
-    await forEachSystem(results.group, (system) => steady(system, s, groupRate));
+    await rounds(results.group, s, groupRate, repeat);
   }
   if (scenarios.includes("fanout-scale") && !interrupted) {
     const s = spec("fanout-scale", fanout, [3, 0.5], [8, 1.5], { tap: true });
@@ -202,7 +229,7 @@ async function main(): Promise<void> {
       systems: {},
       errors: {},
     };
-    await forEachSystem(results.fanout, (system) => steady(system, s, 1), usesRedis);
+    await rounds(results.fanout, s, 1, 1, usesRedis);
   }
   if (scenarios.includes("idle") && !interrupted) {
     results.idle = {
@@ -242,7 +269,7 @@ async function main(): Promise<void> {
     const dir = join(outDir, `${stamp}-profile`);
     mkdirSync(dir, { recursive: true });
     log("profile: one more roomcast dm run with --cpu-prof (not in the tables: profiling slows it)");
-    const [run] = await runTraffic("roomcast", spec("dm-profile", dm, [4, 0.5], [12, 1.5], { cpuProfDir: dir }), [dmRate]);
+    const [run] = await runTraffic("roomcast", spec("dm-profile", dm, [3, 0.5], [10, 1.5], { cpuProfDir: dir }), [dmRate]);
     const files = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")).map((f) => join(dir, f));
     // The measured window only: startup, joins and shutdown are not what a message costs.
     let top = run ? topSelfTime(files, ROOT, 20, run.windowMonoUs) : [];

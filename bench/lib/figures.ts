@@ -41,6 +41,9 @@ export interface TrafficFigures {
   subscriptions?: Array<{ sub: number; psub: number; ssub: number }>;
   /** The raw generator result, for anything not lifted above. */
   raw: RunResult;
+  /** With --repeat: how many runs the figures above are medians of (losses are sums), and each run's. */
+  runs?: number;
+  perRun?: Array<{ serverCpuUsPerDelivery: number; p50: number; p99: number; redisCpuUsPerMessage: number | null; lost: number; otherCpuCores: number }>;
 }
 
 export interface IdleFigures {
@@ -80,6 +83,8 @@ export interface BenchResults {
   date: string;
   quick: boolean;
   machine: { cpus: number; model: string; node: string; redis: string; loadAverageAtStart: number[] };
+  /** The roomcast measured: the checkout's commit, and whether src/ had uncommitted changes. */
+  source: { commit: string; srcDirty: boolean };
   options: Record<string, unknown>;
   durationSec: number;
   dm?: ScenarioResult<TrafficFigures>;

@@ -44,6 +44,15 @@ function trafficTable(scenario: ScenarioResult<TrafficFigures>): string {
       ]),
     );
   }
+  const repeated = SYSTEMS.filter((sys) => (scenario.systems[sys]?.runs ?? 1) > 1);
+  if (repeated.length > 0) {
+    lines.push("", `Figures above are medians of ${scenario.systems[repeated[0]!]!.runs} runs per system (rounds interleaved); lost is the sum. Each run:`, "", header(["system", "server CPU us/delivery", "p50 ms", "p99 ms", "Redis CPU us/msg", "lost", "others' cores"]));
+    for (const sys of repeated) {
+      const runs = scenario.systems[sys]!.perRun ?? [];
+      const col = (pick: (r: (typeof runs)[number]) => string): string => runs.map(pick).join(" / ");
+      lines.push(row([sys, col((r) => fmt.num(r.serverCpuUsPerDelivery)), col((r) => fmt.ms(r.p50)), col((r) => fmt.ms(r.p99)), col((r) => fmt.num(r.redisCpuUsPerMessage)), col((r) => fmt.int(r.lost)), col((r) => fmt.num(r.otherCpuCores, 2))]));
+    }
+  }
   const rc = scenario.systems.roomcast;
   if (rc) {
     lines.push("", `Ratios roomcast / peer (below 1 is better for roomcast, except deliveries/s):`, "", header(["peer", "server CPU per delivery", "p50", "p99", "Redis CPU per message", "RSS per connection", "deliveries/s"]));
@@ -205,7 +214,8 @@ export function markdown(results: BenchResults, chartFile: string | undefined): 
   const parts = [
     `# roomcast benchmark, ${results.date}${results.quick ? " (--quick)" : ""}`,
     "",
-    `${m.cpus} cores (${m.model}), Node ${m.node}, Redis ${m.redis}; load average at start ${m.loadAverageAtStart.map((n) => n.toFixed(2)).join(" ")}; ${fmt.int(results.durationSec)} s in all. ` +
+    `roomcast at commit ${results.source.commit}${results.source.srcDirty ? " with uncommitted changes in src/" : ""}. ` +
+      `${m.cpus} cores (${m.model}), Node ${m.node}, Redis ${m.redis}; load average at start ${m.loadAverageAtStart.map((n) => n.toFixed(2)).join(" ")}; ${fmt.int(results.durationSec)} s in all. ` +
       `Servers, Redis and the generator share the machine. "others' cores" is CPU that no process of the bench used during the window (other work on the machine): a window with much of it is noisy.`,
     "",
     `Systems: ${SYSTEMS.map((s) => `**${s}**: ${SYSTEM_LABELS[s]}`).join("; ")}.`,

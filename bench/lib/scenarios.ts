@@ -301,3 +301,58 @@ export async function runIdle(system: SystemName, connections: number, settleMs:
     await redis?.stop();
   }
 }
+
+const median = (values: number[]): number => {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+/** Several runs of one system as one row: each figure the median over the runs, losses summed. */
+export function combineRuns(runs: TrafficFigures[]): TrafficFigures {
+  if (runs.length === 1) return runs[0]!;
+  const byCpu = [...runs].sort((a, b) => a.serverCpuUsPerDelivery - b.serverCpuUsPerDelivery);
+  const base = byCpu[byCpu.length >> 1]!;
+  const m = (pick: (f: TrafficFigures) => number | null | undefined): number => median(runs.map((f) => pick(f) ?? NaN));
+  const nullable = (pick: (f: TrafficFigures) => number | null): number | null => (runs.every((f) => pick(f) === null) ? null : m(pick));
+  const ackErrors: Record<string, number> = {};
+  for (const f of runs) for (const [code, n] of Object.entries(f.ackErrors)) ackErrors[code] = (ackErrors[code] ?? 0) + n;
+  return {
+    ...base,
+    sentPerSec: m((f) => f.sentPerSec),
+    deliveriesPerSec: m((f) => f.deliveriesPerSec),
+    latencyMs: {
+      samples: runs.reduce((sum, f) => sum + f.latencyMs.samples, 0),
+      p50: m((f) => f.latencyMs.p50),
+      p90: m((f) => f.latencyMs.p90),
+      p99: m((f) => f.latencyMs.p99),
+      p999: m((f) => f.latencyMs.p999),
+      max: m((f) => f.latencyMs.max),
+      mean: m((f) => f.latencyMs.mean),
+    },
+    expected: runs.reduce((sum, f) => sum + f.expected, 0),
+    lost: runs.reduce((sum, f) => sum + f.lost, 0),
+    duplicates: runs.reduce((sum, f) => sum + f.duplicates, 0),
+    ackErrors,
+    closedConnections: runs.reduce((sum, f) => sum + f.closedConnections, 0),
+    serverCpuUsPerDelivery: m((f) => f.serverCpuUsPerDelivery),
+    serverCpuCores: m((f) => f.serverCpuCores),
+    redisCpuUsPerMessage: nullable((f) => f.redisCpuUsPerMessage),
+    redisCpuCores: nullable((f) => f.redisCpuCores),
+    rssKBPerConnection: m((f) => f.rssKBPerConnection),
+    generatorCpuCores: m((f) => f.generatorCpuCores),
+    generatorLoopDelayP99Ms: m((f) => f.generatorLoopDelayP99Ms),
+    machineBusyCores: m((f) => f.machineBusyCores),
+    otherCpuCores: m((f) => f.otherCpuCores),
+    runs: runs.length,
+    perRun: runs.map((f) => ({
+      serverCpuUsPerDelivery: f.serverCpuUsPerDelivery,
+      p50: f.latencyMs.p50,
+      p99: f.latencyMs.p99,
+      redisCpuUsPerMessage: f.redisCpuUsPerMessage,
+      lost: f.lost,
+      otherCpuCores: f.otherCpuCores,
+    })),
+  };
+}
