@@ -85,8 +85,8 @@ describe("Redis scale-out under faults", () => {
     const bob = await connect(b!, "bob");
     await ann.joinOk("gap");
     await bob.joinOk("gap");
-    // Kill the subscriber connections: what is sent until they are back never arrives by pub/sub.
-    await killSubscriberConnections(redis);
+    // Kill b's connection: what is sent until it is back never reaches b by pub/sub.
+    await killConnectionsOf(redis, b!.nodeId);
     for (let i = 0; i < 20; i++) await ann.sendOk("gap", `m${i}`);
     await bob.until(() => bob.messagesIn("gap").length === 20, "bob gets all 20", 10_000);
     assert.deepEqual(bob.messagesIn("gap").map((m) => m.seq), Array.from({ length: 20 }, (_, i) => i + 1));
@@ -153,15 +153,15 @@ describe("Redis scale-out under faults", () => {
     for (let i = 0; i < 3; i++) await bob.sendOk("amnesia", `old ${i}`);
     await ann.until(() => ann.messagesIn("amnesia").length === 3, "old messages");
     await redis.client.flushAll();
-    const sent = await bob.send("amnesia", "new life");
-    assert.ok(sent.ok);
-    assert.equal(sent.seq, 1, "the room's sequence started over");
+    // bob is a member too: his process may send him to reconnect before his ack goes out.
+    const sent = await bob.send("amnesia", "new life", { clientMsgId: "n-1" }).catch(() => undefined);
+    if (sent) assert.equal(sent.ok && sent.seq, 1, "the room's sequence started over");
     // ann's process sees seq 1 of another epoch: ann is sent to reconnect instead of missing it.
     await ann.until(() => ann.received("hello").length === 2, "ann reconnected", 10_000);
     const rejoined = await ann.joinOk("amnesia", { since: 3, epoch: joined.epoch });
     assert.equal(rejoined.recovered, false);
     assert.notEqual(rejoined.epoch, joined.epoch);
-    assert.deepEqual(rejoined.messages.map((m) => m.text), ["new life"]);
+    assert.deepEqual(rejoined.messages.map((m) => [m.seq, m.text]), [[1, "new life"]]);
   });
 
   it("answers unavailable, not silence, while Redis is paused, and bounds the wait", async () => {
@@ -181,12 +181,12 @@ describe("Redis scale-out under faults", () => {
   });
 });
 
-/** Each process must then resubscribe and fill the gap from history by itself. */
-async function killSubscriberConnections(redis: RedisProcess): Promise<void> {
+/** The process must then reconnect, resubscribe and fill the gap from history by itself. */
+async function killConnectionsOf(redis: RedisProcess, nodeId: string): Promise<void> {
   const list = (await redis.client.sendCommand(["CLIENT", "LIST"])) as string;
   for (const line of list.split("\n")) {
     const id = /id=(\d+)/.exec(line)?.[1];
-    if (id && /sub=[1-9]/.test(line)) await redis.client.sendCommand(["CLIENT", "KILL", "ID", id]);
+    if (id && line.includes(` name=roomcast-${nodeId} `)) await redis.client.sendCommand(["CLIENT", "KILL", "ID", id]);
   }
 }
 

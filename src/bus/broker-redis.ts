@@ -42,7 +42,7 @@ export class RedisBroker implements Broker {
     const listener: Listener = (payload) => this.dispatch(room, payload);
     this.listeners.set(room, listener);
     try {
-      await this.bounded(this.redis.subscriber.subscribe(this.keys.channel(room), listener), "subscribe");
+      await this.bounded(this.redis.client.subscribe(this.keys.channel(room), listener), "subscribe");
     } catch (err) {
       await this.unsubscribe(room).catch(() => {});
       throw err;
@@ -55,7 +55,7 @@ export class RedisBroker implements Broker {
     this.listeners.delete(room);
     // node-redis drops the listener locally before it sends UNSUBSCRIBE, so even when this fails
     // (Redis down) the channel is not restored on reconnect.
-    await this.bounded(this.redis.subscriber.unsubscribe(this.keys.channel(room), listener), "unsubscribe");
+    await this.bounded(this.redis.client.unsubscribe(this.keys.channel(room), listener), "unsubscribe");
   }
 
   async publishMessage(room: string, draft: MessageDraft): Promise<ChatMessage> {
@@ -63,7 +63,7 @@ export class RedisBroker implements Broker {
     const keys = [this.keys.meta(room), this.keys.history(room)];
     if (draft.clientMsgId !== undefined) keys.push(this.keys.sent(room, draft.from.id, draft.clientMsgId));
     const [seq, priorTs] = await this.bounded(
-      SCRIPTS.publish.run<[number, string | null]>(this.redis.commands, keys, [
+      SCRIPTS.publish.run<[number, string | null]>(this.redis.client, keys, [
         json,
         this.options.historyLimit,
         this.options.historyTtlMs,
@@ -80,14 +80,14 @@ export class RedisBroker implements Broker {
 
   async publishEphemeral(room: string, event: EphemeralEvent): Promise<void> {
     const payload = (event.type === "presence" ? "p" : "t") + JSON.stringify({ event: event.event, origin: event.origin });
-    await this.bounded(this.redis.commands.publish(this.keys.channel(room), payload), "publish");
+    await this.bounded(this.redis.client.publish(this.keys.channel(room), payload), "publish");
   }
 
   async history(room: string, query: HistoryQuery): Promise<HistoryPage> {
     const [mode, bound] = "after" in query ? ["a", String(query.after)] : ["b", query.before === undefined ? "" : String(query.before)];
     const [head, epoch, entries] = await this.bounded(
       SCRIPTS.history.run<[number, string, string[]]>(
-        this.redis.commands,
+        this.redis.client,
         [this.keys.meta(room), this.keys.history(room)],
         [mode, bound, query.limit, this.options.historyTtlMs, newEpoch()],
       ),

@@ -54,9 +54,9 @@ export class RedisPresence implements PresenceStore {
   async add(room: string, entry: PresenceEntry, capacity: number): Promise<AddResult> {
     const { nodeId } = this.options;
     // The process index is written first: if we die in between, the reaper finds nothing to undo.
-    await this.bounded(this.redis.commands.hSet(this.keys.nodeEntries(nodeId), indexField(room, entry.connId), entry.user.id), "presence index");
+    await this.bounded(this.redis.client.hSet(this.keys.nodeEntries(nodeId), indexField(room, entry.connId), entry.user.id), "presence index");
     const [admitted, first, flat] = await this.bounded(
-      SCRIPTS.presenceAdd.run<[number, number, string[]]>(this.redis.commands, this.roomKeys(room), [
+      SCRIPTS.presenceAdd.run<[number, number, string[]]>(this.redis.client, this.roomKeys(room), [
         entry.user.id,
         entry.user.name,
         this.keys.connKey(nodeId, entry.connId),
@@ -65,7 +65,7 @@ export class RedisPresence implements PresenceStore {
       "presence add",
     );
     if (!admitted) {
-      await this.redis.commands.hDel(this.keys.nodeEntries(nodeId), indexField(room, entry.connId)).catch(() => {});
+      await this.redis.client.hDel(this.keys.nodeEntries(nodeId), indexField(room, entry.connId)).catch(() => {});
       return { ok: false, reason: "room_full" };
     }
     this.local.set(indexField(room, entry.connId), { room, entry });
@@ -87,22 +87,22 @@ export class RedisPresence implements PresenceStore {
 
   private async removeNow(room: string, entry: PresenceEntry): Promise<RemoveResult> {
     const reply = await this.bounded(
-      SCRIPTS.presenceRemove.run<RemoveReply>(this.redis.commands, this.roomKeys(room), [this.keys.connKey(this.options.nodeId, entry.connId)]),
+      SCRIPTS.presenceRemove.run<RemoveReply>(this.redis.client, this.roomKeys(room), [this.keys.connKey(this.options.nodeId, entry.connId)]),
       "presence remove",
     );
-    await this.bounded(this.redis.commands.hDel(this.keys.nodeEntries(this.options.nodeId), indexField(room, entry.connId)), "presence index");
+    await this.bounded(this.redis.client.hDel(this.keys.nodeEntries(this.options.nodeId), indexField(room, entry.connId)), "presence index");
     return reply !== null && Number(reply[0]) === 1 ? { lastOfUser: true, member: { id: reply[1], name: reply[2] } } : { lastOfUser: false };
   }
 
   async members(room: string): Promise<Member[]> {
-    const users = await this.bounded(this.redis.commands.hGetAll(this.keys.users(room)), "members");
+    const users = await this.bounded(this.redis.client.hGetAll(this.keys.users(room)), "members");
     return Object.entries(users).map(([id, name]) => ({ id, name }));
   }
 
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
-    await this.redis.commands.zRem(this.keys.nodes(), this.options.nodeId).catch(() => {});
+    await this.redis.client.zRem(this.keys.nodes(), this.options.nodeId).catch(() => {});
   }
 
   private async tick(): Promise<void> {
@@ -122,12 +122,12 @@ export class RedisPresence implements PresenceStore {
 
   private async heartbeat(): Promise<void> {
     const expiresAt = Date.now() + Math.floor(this.options.presenceTimeoutMs / 2);
-    await this.bounded(this.redis.commands.zAdd(this.keys.nodes(), { score: expiresAt, value: this.options.nodeId }), "heartbeat");
+    await this.bounded(this.redis.client.zAdd(this.keys.nodes(), { score: expiresAt, value: this.options.nodeId }), "heartbeat");
   }
 
   /** Removes the entries of every process whose heartbeat expired, reporting who left. */
   private async reap(): Promise<void> {
-    const { commands } = this.redis;
+    const commands = this.redis.client;
     const now = Date.now();
     const expired = await this.bounded(commands.zRangeByScore(this.keys.nodes(), "-inf", now), "reap");
     for (const nodeId of expired) {
@@ -160,8 +160,8 @@ export class RedisPresence implements PresenceStore {
       await this.heartbeat();
       await this.retryOrphans();
       for (const { room, entry } of [...this.local.values()]) {
-        await this.bounded(this.redis.commands.hSet(this.keys.nodeEntries(this.options.nodeId), indexField(room, entry.connId), entry.user.id), "presence index");
-        const [, first] = await SCRIPTS.presenceAdd.run<[number, number, string[]]>(this.redis.commands, this.roomKeys(room), [
+        await this.bounded(this.redis.client.hSet(this.keys.nodeEntries(this.options.nodeId), indexField(room, entry.connId), entry.user.id), "presence index");
+        const [, first] = await SCRIPTS.presenceAdd.run<[number, number, string[]]>(this.redis.client, this.roomKeys(room), [
           entry.user.id,
           entry.user.name,
           this.keys.connKey(this.options.nodeId, entry.connId),
