@@ -35,6 +35,7 @@ const HELP = `npm run bench [-- options]
   --fanout-rooms N        rooms of 4 in fanout-scale, each on two of three processes (300; quick 60)
   --idle-connections N    (20000; quick 1000)
   --text-bytes N          length of each message's text (64)
+  --client-msg-id         send a clientMsgId with every message (roomcast then stores a dedupe key per message)
   --repeat N              runs of dm and group per system, interleaved; figures are medians, losses sums (3; quick 1)
   --retries N             re-run a single run or a saturate step when others' CPU passed --noise-limit (1; quick 0)
   --noise-limit CORES     (0.25)
@@ -59,6 +60,7 @@ const { values: flags } = parseArgs({
     "fanout-rooms": { type: "string" },
     "idle-connections": { type: "string" },
     "text-bytes": { type: "string" },
+    "client-msg-id": { type: "boolean", default: false },
     retries: { type: "string" },
     repeat: { type: "string" },
     "noise-limit": { type: "string" },
@@ -114,6 +116,7 @@ const spec = (scenario: string, layout: Layout, warmup: [number, number], measur
   drainMs: quick ? 2000 : 5000,
   settleMs: quick ? 200 : 500,
   textBytes,
+  clientMsgId: flags["client-msg-id"]!,
   ...extra,
 });
 
@@ -202,7 +205,7 @@ async function main(): Promise<void> {
       commit: spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT }).stdout?.toString().trim() || "?",
       srcDirty: (spawnSync("git", ["status", "--porcelain", "--", "src"], { cwd: ROOT }).stdout?.toString().trim() ?? "") !== "",
     },
-    options: { scenarios, systems, dm, group, fanout, saturateRates, idleConnections, textBytes, retries, repeat, noiseLimit, warmupMs: sec("warmup", 3, 0.5), measureMs: sec("measure", 10, 1.5) },
+    options: { scenarios, systems, dm, group, fanout, saturateRates, idleConnections, textBytes, clientMsgId: flags["client-msg-id"], retries, repeat, noiseLimit, warmupMs: sec("warmup", 3, 0.5), measureMs: sec("measure", 10, 1.5) },
     durationSec: 0,
   };
   log(`bench: ${scenarios.join(", ")} against ${systems.join(", ")}${quick ? " (quick)" : ""}; load average ${loadavg().map((n) => n.toFixed(2)).join(" ")}`);

@@ -18,6 +18,8 @@ const LOOP_RESOLUTION_MS = 5;
 
 interface Member {
   client: WireClient;
+  /** Ack id -> message id of its messages still waiting for an ack. */
+  awaiting: Map<number, number>;
   room: string;
   /** Members of its room: how many deliveries each of its messages should make. */
   roomSize: number;
@@ -28,6 +30,9 @@ let nextMessageId = 0;
 /** Deliveries per message id, and deliveries each one should make; grown as needed. */
 let received = new Uint8Array(1 << 16);
 let expected = new Uint8Array(1 << 16);
+/** Per message id: 0 no ack yet, 1 acked ok, 2 acked with an error. */
+let acked = new Uint8Array(1 << 16);
+const memberOf = new Map<WireClient, Member>();
 let windowStartId = Number.MAX_SAFE_INTEGER;
 let windowEndId = Number.MAX_SAFE_INTEGER;
 let latencies: number[] = [];
@@ -64,7 +69,13 @@ const handlers = {
     if (id < received.length && received[id]! < 255) received[id]!++;
     if (id >= windowStartId && id < windowEndId) latencies.push(nowUs() - sentAt);
   },
-  onSendAck(ok: boolean, frame: Buffer): void {
+  onSendAck(ok: boolean, frame: Buffer, client: WireClient, ackId: number): void {
+    const member = memberOf.get(client);
+    const messageId = member?.awaiting.get(ackId);
+    if (messageId !== undefined) {
+      member!.awaiting.delete(ackId);
+      acked[messageId] = ok ? 1 : 2;
+    }
     if (ok) {
       acksOk++;
       return;
@@ -98,7 +109,9 @@ async function connectAll(cmd: ConnectCommand): Promise<void> {
         await client.connect(cmd.timeoutMs);
         const ack = await client.request("join", { room: plan.room }, cmd.timeoutMs);
         if (!ack.includes('"ok":true')) throw new Error(`join refused: ${ack.slice(0, 120)}`);
-        members.push({ client, room: plan.room, roomSize: roomSizes.get(plan.room)! });
+        const member = { client, awaiting: new Map<number, number>(), room: plan.room, roomSize: roomSizes.get(plan.room)! };
+        members.push(member);
+        memberOf.set(client, member);
       } catch (err) {
         failed++;
         client.close();
@@ -121,6 +134,9 @@ function grow(id: number): void {
   const e = new Uint8Array(size);
   e.set(expected);
   expected = e;
+  const a = new Uint8Array(size);
+  a.set(acked);
+  acked = a;
 }
 
 /** Warm-up, measured window, drain: the window's figures are reported once the drain is over. */
@@ -155,6 +171,9 @@ async function run(cmd: RunCommand): Promise<void> {
         deliveries0 = deliveries;
         windowStartMs = now;
         windowSent = sent;
+        acksOk = 0;
+        acksFailed = 0;
+        ackErrors.clear();
         loop.enable();
         send({ type: "window", edge: "start" });
       }
@@ -168,7 +187,9 @@ async function run(cmd: RunCommand): Promise<void> {
         const member = senders[cursor++ % senders.length]!;
         const id = nextMessageId;
         grow(id);
-        if (member.client.sendMessage(member.room, `~${id}~${nowUs()}~${pad}`)) {
+        const ackId = member.client.sendMessage(member.room, `~${id}~${nowUs()}~${pad}`, cmd.clientMsgId ? `c${id}` : undefined);
+        if (ackId >= 0) {
+          member.awaiting.set(ackId, id);
           nextMessageId++;
           expected[id] = member.roomSize;
           sent++;
@@ -195,10 +216,22 @@ async function run(cmd: RunCommand): Promise<void> {
   while (performance.now() < drainUntil && missing() > 0 && !stopping) await new Promise((r) => setTimeout(r, 50));
   let duplicates = 0;
   let expectedTotal = 0;
+  let ackedOkButLost = 0;
+  let failedButDelivered = 0;
+  let failed = 0;
+  let unacked = 0;
   for (let id = windowStartId; id < windowEndId; id++) {
     expectedTotal += expected[id]!;
     duplicates += Math.max(0, received[id]! - expected[id]!);
+    const state = acked[id]!;
+    if (state === 0) unacked++;
+    else if (state === 2) {
+      failed++;
+      if (received[id]! > 0) failedButDelivered++;
+    } else if (received[id]! < expected[id]!) ackedOkButLost++;
   }
+  // Acks still awaited belong to messages already counted as unacked.
+  for (const m of members) m.awaiting.clear();
   const sorted = Float64Array.from(latencies).sort();
   const pct = (p: number): number => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! / 1000 : NaN);
   const result: RunResult = {
@@ -226,6 +259,7 @@ async function run(cmd: RunCommand): Promise<void> {
     generatorLoopDelayP99Ms: Math.max(0, loop.percentile(99) / 1e6 - LOOP_RESOLUTION_MS),
     acksOk,
     acksFailed,
+    windowAcks: { failed, unacked, ackedOkButLost, failedButDelivered },
     ackErrors: Object.fromEntries(ackErrors),
     closedConnections,
     closeReasons: Object.fromEntries(closeReasons),

@@ -11,8 +11,8 @@ import WebSocket from "ws";
 export interface WireHandlers {
   /** A `42` event frame that is not an ack (the raw bytes, "42/chat," included). */
   onEvent(frame: Buffer): void;
-  /** An ack of a send made without a callback (a chat message): ok or the error code. */
-  onSendAck(ok: boolean, frame: Buffer): void;
+  /** An ack of a send made without a callback (a chat message): ok or not, and its ack id. */
+  onSendAck(ok: boolean, frame: Buffer, client: WireClient, ackId: number): void;
   onClose(reason: string): void;
 }
 
@@ -106,9 +106,14 @@ export class WireClient {
     });
   }
 
-  /** Emits `message` with an ack id but no callback: the ack is counted by onSendAck. */
-  sendMessage(room: string, text: string): boolean {
-    return this.sendRaw(`${this.prefix}${this.nextAckId++}["message",{"room":"${room}","text":"${text}"}]`);
+  /**
+   * Emits `message` with an ack id but no callback (onSendAck reports the ack); returns the ack id,
+   * or -1 when not connected. With clientMsgId, the message carries it (plain ASCII only).
+   */
+  sendMessage(room: string, text: string, clientMsgId?: string): number {
+    const id = this.nextAckId++;
+    const extra = clientMsgId === undefined ? "" : `,"clientMsgId":"${clientMsgId}"`;
+    return this.sendRaw(`${this.prefix}${id}["message",{"room":"${room}","text":"${text}"${extra}}]`) ? id : -1;
   }
 
   close(): void {
@@ -137,6 +142,6 @@ export class WireClient {
       callback(data);
       return;
     }
-    this.handlers.onSendAck(data.indexOf(OK_FALSE, i) < 0, data);
+    this.handlers.onSendAck(data.indexOf(OK_FALSE, i) < 0, data, this, id);
   }
 }

@@ -15,7 +15,10 @@ export interface TrafficFigures {
   expected: number;
   lost: number;
   duplicates: number;
+  /** Error acks by code, from the window's start to the drain's end. */
   ackErrors: Record<string, number>;
+  /** The window's messages by their ack (see RunResult.windowAcks). */
+  windowAcks: RunResult["windowAcks"];
   closedConnections: number;
   /** Server CPU (all K processes) per delivered message, and in cores over the window. */
   serverCpuUsPerDelivery: number;

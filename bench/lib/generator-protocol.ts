@@ -27,6 +27,8 @@ export interface RunCommand {
   measureMs: number;
   drainMs: number;
   textBytes: number;
+  /** Send a clientMsgId with every message (roomcast then also stores a dedupe key). */
+  clientMsgId?: boolean;
   /** Only members of these rooms send; all by default. */
   senderRooms?: string[];
 }
@@ -64,6 +66,12 @@ export interface RunResult {
   generatorLoopDelayP99Ms: number;
   acksOk: number;
   acksFailed: number;
+  /**
+   * The window's messages by their ack, after the drain: failed (an error ack), unacked (none came),
+   * ackedOkButLost (acked ok, yet some member never got it: the guarantee broken), and
+   * failedButDelivered (acked with an error, yet delivered: a client retrying would duplicate it).
+   */
+  windowAcks: { failed: number; unacked: number; ackedOkButLost: number; failedButDelivered: number };
   ackErrors: Record<string, number>;
   closedConnections: number;
   closeReasons: Record<string, number>;

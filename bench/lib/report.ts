@@ -10,7 +10,15 @@ const header = (cells: string[]): string => `${row(cells)}\n${row(cells.map((c) 
 const ratio = (a: number | null | undefined, b: number | null | undefined): number | null =>
   a === null || a === undefined || b === null || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0 ? null : a / b;
 const lossCell = (f: TrafficFigures): string => {
-  const extra = [f.duplicates ? `${f.duplicates} dup` : "", Object.keys(f.ackErrors).length ? `acks ${JSON.stringify(f.ackErrors)}` : "", f.closedConnections ? `${f.closedConnections} closed` : ""].filter(Boolean);
+  const a = f.windowAcks;
+  const extra = [
+    f.duplicates ? `${fmt.int(f.duplicates)} dup` : "",
+    a.failed ? `${fmt.int(a.failed)} error acks ${JSON.stringify(f.ackErrors)}` : "",
+    a.unacked ? `${fmt.int(a.unacked)} unacked` : "",
+    a.ackedOkButLost ? `**${fmt.int(a.ackedOkButLost)} acked ok but lost**` : "",
+    a.failedButDelivered ? `${fmt.int(a.failedButDelivered)} delivered despite an error ack` : "",
+    f.closedConnections ? `${f.closedConnections} closed` : "",
+  ].filter(Boolean);
   return `${fmt.int(f.lost)}${extra.length ? ` (${extra.join(", ")})` : ""}`;
 };
 

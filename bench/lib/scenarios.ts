@@ -24,6 +24,8 @@ export interface TrafficSpec {
   measureMs: number;
   drainMs: number;
   textBytes: number;
+  /** Send a clientMsgId with every message. */
+  clientMsgId?: boolean;
   /** Pause after the servers start and after the clients joined (subscriptions settle). */
   settleMs: number;
   /** A window during which other work used more cores than this is measured again, once per retry. */
@@ -157,7 +159,14 @@ async function measure(
     status(`${label}: ${edge === "start" ? `measuring ${spec.measureMs / 1000} s` : "draining"}`);
   };
   generator.onProgress = (p) => status(`${label}: ${p.phase} at ${fmt.int(rate)} msg/s, ${fmt.int(p.done)} sent, ${fmt.int(p.total)} delivered`);
-  const result: RunResult = await generator.run({ rate, warmupMs: spec.warmupMs, measureMs: spec.measureMs, drainMs: spec.drainMs, textBytes: spec.textBytes });
+  const result: RunResult = await generator.run({
+    rate,
+    warmupMs: spec.warmupMs,
+    measureMs: spec.measureMs,
+    drainMs: spec.drainMs,
+    textBytes: spec.textBytes,
+    ...(spec.clientMsgId && { clientMsgId: true }),
+  });
   if (samples.length < 2) throw new Error("the generator did not report its window");
   const [s0, s1] = (await Promise.all(samples)) as [Sample, Sample];
   const windowS = (s1.at - s0.at) / 1000;
@@ -180,6 +189,7 @@ async function measure(
     lost: result.lost,
     duplicates: result.duplicates,
     ackErrors: result.ackErrors,
+    windowAcks: result.windowAcks,
     closedConnections: result.closedConnections,
     serverCpuUsPerDelivery: serverCpuUs / Math.max(1, result.deliveries),
     serverCpuCores: serverCpuUs / 1e6 / windowS,
@@ -335,6 +345,12 @@ export function combineRuns(runs: TrafficFigures[]): TrafficFigures {
     lost: runs.reduce((sum, f) => sum + f.lost, 0),
     duplicates: runs.reduce((sum, f) => sum + f.duplicates, 0),
     ackErrors,
+    windowAcks: {
+      failed: runs.reduce((sum, f) => sum + f.windowAcks.failed, 0),
+      unacked: runs.reduce((sum, f) => sum + f.windowAcks.unacked, 0),
+      ackedOkButLost: runs.reduce((sum, f) => sum + f.windowAcks.ackedOkButLost, 0),
+      failedButDelivered: runs.reduce((sum, f) => sum + f.windowAcks.failedButDelivered, 0),
+    },
     closedConnections: runs.reduce((sum, f) => sum + f.closedConnections, 0),
     serverCpuUsPerDelivery: m((f) => f.serverCpuUsPerDelivery),
     serverCpuCores: m((f) => f.serverCpuCores),
