@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
-import type { ChatMessage } from "../src/protocol.js";
+import type { Ack, ChatMessage, SendResult } from "../src/protocol.js";
 import { TestClient, waitUntil } from "./helpers/client.js";
 import { ServerProcess } from "./helpers/cluster.js";
 import { RedisProcess } from "./helpers/redis.js";
@@ -162,6 +162,29 @@ describe("Redis scale-out under faults", () => {
     assert.equal(rejoined.recovered, false);
     assert.notEqual(rejoined.epoch, joined.epoch);
     assert.deepEqual(rejoined.messages.map((m) => [m.seq, m.text]), [[1, "new life"]]);
+  });
+
+  it("refuses publishes past the in-flight cap at once, instead of queueing them behind a stalled Redis", async () => {
+    const [a] = await startServers(1, { REDIS_TIMEOUT: "4s" });
+    const ann = await connect(a!, "ann");
+    await ann.joinOk("busy");
+    redis.pause();
+    let sends: Array<Promise<Ack<SendResult>>> = [];
+    let refused: Array<Ack<SendResult>>;
+    try {
+      sends = Array.from({ length: 1010 }, (_, i) => ann.send("busy", `m${i}`));
+      // Redis is stalled: whatever answers now was refused without waiting for it.
+      refused = await Promise.all(sends.slice(1000));
+    } finally {
+      redis.resume();
+    }
+    for (const ack of refused) assert.equal(!ack.ok && ack.error.code, "unavailable");
+    // The first thousand waited for Redis and went through once it was back; the refused were never stored.
+    const accepted = await Promise.all(sends.slice(0, 1000));
+    assert.ok(accepted.every((ack) => ack.ok));
+    const page = await ann.history("busy", { limit: 1 });
+    assert.ok(page.ok);
+    assert.equal(page.messages[0]!.seq, 1000);
   });
 
   it("answers unavailable, not silence, while Redis is paused, and bounds the wait", async () => {
