@@ -112,6 +112,25 @@ describe("LocalRoom: delivery order, the join states and gap filling", () => {
     assert.deepEqual(gateway.seqs("c1"), [1, 2]);
   });
 
+  it("drops a message of the old life when a gap fill finds the sequence started over, and goes on with the new", async () => {
+    let reborn = false;
+    const reader = async (after: number, limit: number) =>
+      reborn ? { head: 0, epoch: "E2", messages: [] } : broker.history("r", { after, limit });
+    const room2 = new LocalRoom("r2", gateway, reader, (err) => errors.push(err));
+    room2.initialize(0, epoch);
+    room2.beginJoin("c1");
+    room2.activate("c1", 0);
+    gateway.addToGroup("c1", "r2");
+    const m1 = await store();
+    room2.receive(m1, epoch);
+    reborn = true;
+    room2.receive({ ...m1, seq: 3 }, epoch); // 2 never came; the fill finds epoch E2
+    await waitUntil(() => gateway.reconnected.includes("c1"), "c1 sent to reconnect");
+    room2.receive({ ...m1, seq: 1, text: "new life" }, "E2");
+    await waitUntil(() => gateway.seqs("c1").length === 2, "the new life's first message");
+    assert.deepEqual(gateway.seqs("c1"), [1, 1], "seq 3 of the old life is never delivered");
+  });
+
   it("sends every member to reconnect when the room's sequence started over under a new epoch", async () => {
     room.beginJoin("c1");
     room.activate("c1", 0);

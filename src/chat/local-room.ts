@@ -26,6 +26,8 @@ export class LocalRoom {
   private lastSeq = 0;
   /** The life of the room's sequence that lastSeq belongs to. */
   private epoch = "";
+  /** Changes whenever the stream restarts (initialize, dispose, startOver): a pump that awaited across one drops what it held. */
+  private generation = 0;
   private initialized = false;
   private readonly queue: QueueItem[] = [];
   private pumping = false;
@@ -50,6 +52,7 @@ export class LocalRoom {
   initialize(head: number, epoch: string): void {
     this.lastSeq = head;
     this.epoch = epoch;
+    this.generation++;
     this.initialized = true;
     this.disposed = false;
     void this.pump();
@@ -107,6 +110,7 @@ export class LocalRoom {
   dispose(): void {
     this.disposed = true;
     this.initialized = false;
+    this.generation++;
     this.queue.length = 0;
     clearTimeout(this.retryTimer);
   }
@@ -121,6 +125,8 @@ export class LocalRoom {
     this.epoch = epoch;
     this.lastSeq = Math.max(0, lastSeq);
     this.queue.length = 0;
+    for (const buffer of this.joining.values()) buffer.length = 0; // old-life messages
+    this.generation++;
   }
 
   private goLive(connId: string): void {
@@ -149,14 +155,17 @@ export class LocalRoom {
     try {
       while (this.queue.length > 0 && !this.disposed) {
         const next = this.queue[0]!;
+        const generation = this.generation;
         if (next === CATCH_UP) {
           await this.fill(Number.MAX_SAFE_INTEGER);
         } else if (next.seq > this.lastSeq) {
           if (next.seq > this.lastSeq + 1) await this.fill(next.seq);
+          // The stream restarted meanwhile: `next` belongs to the old life and the queue was reset.
+          if (generation !== this.generation) continue;
           // If history no longer reaches back, the gap is accepted: members see the jump in seq.
-          if (next.seq > this.lastSeq && !this.disposed) this.deliver(next);
+          this.deliver(next);
         }
-        this.queue.shift();
+        if (generation === this.generation) this.queue.shift();
       }
     } catch (err) {
       // The bus is down: keep the queue and try again; nothing is delivered out of order meanwhile.
