@@ -79,6 +79,20 @@ describe("rooms on one process", () => {
     assert.deepEqual(bob.messagesIn("resend").map((m) => m.text), ["only once", "barrier"]);
   });
 
+  it("ends as a member after join, leave, join sent at once, and is in the room once after two joins at once", async () => {
+    const ann = await connect("ann");
+    const acks = await Promise.all([ann.join("flip"), ann.request("leave", { room: "flip" }), ann.join("flip")]);
+    assert.ok(acks.every((ack) => ack.ok));
+    await ann.sendOk("flip", "still here");
+    await ann.until(() => ann.messagesIn("flip").length === 1, "the echo: a real member");
+    const [first, second] = await Promise.all([ann.join("twice"), ann.join("twice")]);
+    assert.ok(first.ok && second.ok);
+    await ann.sendOk("twice", "once");
+    await ann.sendOk("flip", "barrier");
+    await ann.until(() => ann.messagesIn("flip").length === 2, "barrier");
+    assert.equal(ann.messagesIn("twice").length, 1, "one membership, one copy");
+  });
+
   it("tells the other members when someone joins, leaves or disconnects", async () => {
     const ann = await connect("ann");
     const bob = await connect("bob");

@@ -63,12 +63,18 @@ export class Session {
   async join(req: JoinRequest, reply: Reply<JoinResult>): Promise<void> {
     const { room } = req;
     if (this.closed) return reply(failure("unavailable", "connection closed"));
-    const pending = this.memberships.get(room);
-    if (pending && (await pending)) {
-      // Already a member: answer with the current state, the stream goes on as it was.
-      reply(await this.rejoin(req));
-      return;
+    // Wait for a join or leave of this room already in flight, then look again: it may have
+    // joined, failed, or been left meanwhile, and a second join must not enter beside it.
+    for (let pending = this.memberships.get(room); pending; pending = this.memberships.get(room)) {
+      const joined = await pending;
+      if (this.memberships.get(room) !== pending) continue;
+      if (joined && this.joined.has(room)) {
+        // Already a member: answer with the current state, the stream goes on as it was.
+        reply(await this.rejoin(req));
+        return;
+      }
     }
+    if (this.closed) return reply(failure("unavailable", "connection closed"));
     if (this.memberships.size >= this.deps.limits.maxRoomsPerConnection) {
       reply(failure("too_many_rooms"));
       return;
@@ -164,6 +170,8 @@ export class Session {
       return failure("unavailable");
     }
     local.beginJoin(this.connId);
+    // Counted as added before the call: if it times out, the script may still have run in Redis,
+    // and removing an entry that is not there is harmless.
     let added = false;
     const undo = async (): Promise<void> => {
       local.remove(this.connId);
@@ -171,12 +179,13 @@ export class Session {
       if (added) await this.removePresence(room);
     };
     try {
+      added = true;
       const presence = await this.deps.presence.add(room, this.entry, this.deps.limits.roomCapacity);
       if (!presence.ok) {
+        added = false;
         await undo();
         return failure("room_full", `room ${room} is full`);
       }
-      added = true;
       if (presence.firstOfUser) this.announce(room, "join");
       const read = await this.readForJoin(req);
       if (this.closed) {
