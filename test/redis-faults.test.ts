@@ -126,6 +126,28 @@ describe("Redis scale-out under faults", () => {
     assert.deepEqual(ann.received("presence")[1], { room: "drain", event: "leave", member: bob.hello!.user });
   });
 
+  it("puts a live process's users back in presence after it was reaped as dead", async () => {
+    const [a] = await startServers(1, { PRESENCE_TIMEOUT: "1s" });
+    const ann = await connect(a!, "ann");
+    await ann.joinOk("lazarus");
+    const prefix = `faults${prefixCount}:`;
+    // What a survivor does to a process whose heartbeat came too late.
+    await redis.client.zRem(`${prefix}nodes`, a!.nodeId);
+    await redis.client.del([`${prefix}{lazarus}:users`, `${prefix}{lazarus}:conns`, `${prefix}{lazarus}:counts`]);
+    await waitUntilAsync(async () => (await redis.client.hGetAll(`${prefix}{lazarus}:users`))[ann.id] === "ann", "ann back in presence", 5000);
+  });
+
+  it("drops a malformed payload on a room's channel and keeps serving", async () => {
+    const [a] = await startServers(1);
+    const ann = await connect(a!, "ann");
+    await ann.joinOk("noise");
+    await redis.client.publish(`faults${prefixCount}:{noise}:channel`, "m not json");
+    await redis.client.publish(`faults${prefixCount}:{noise}:channel`, "p{");
+    await ann.sendOk("noise", "still fine");
+    await ann.until(() => ann.messagesIn("noise").length === 1, "the real message");
+    assert.equal(ann.messagesIn("noise")[0]!.text, "still fine");
+  });
+
   it("lets a client that lost its process recover everything on the other process with since", async () => {
     const [a, b] = await startServers(2);
     const ann = await connect(a!, "ann");

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import type { Logger } from "pino";
 import type { ChatMessage } from "../protocol.js";
 import type { Broker, BrokerEventHandler, EphemeralEvent, HistoryPage, HistoryQuery, MessageDraft, RoomEvent } from "./broker.js";
 import type { RedisConnection } from "./redis-connection.js";
@@ -7,6 +8,7 @@ import { SCRIPTS } from "./redis-scripts.js";
 import { DEDUPE_WINDOW_MS } from "./broker.js";
 
 export interface RedisBrokerOptions {
+  logger: Logger;
   historyLimit: number;
   historyTtlMs: number;
 }
@@ -130,7 +132,20 @@ export class RedisBroker implements Broker {
     this.listeners.clear();
   }
 
+  /** Runs inside node-redis's reply handling: a bad payload must be logged, never thrown there. */
   private dispatch(room: string, payload: string): void {
+    try {
+      this.decode(room, payload);
+    } catch (err) {
+      this.onBadPayload(err, room);
+    }
+  }
+
+  private onBadPayload(err: unknown, room: string): void {
+    this.options.logger.warn({ err, room }, "dropped a malformed payload from a room's channel");
+  }
+
+  private decode(room: string, payload: string): void {
     const kind = payload[0];
     if (kind === "m") {
       const space = payload.indexOf(" ");

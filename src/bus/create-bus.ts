@@ -31,7 +31,7 @@ export async function createBus(options: ChatOptions, nodeId: string, logger: Lo
   const presence = new RedisPresence(redis, keys, { nodeId, presenceTimeoutMs: options.presenceTimeout, logger });
   await presence.start();
   return {
-    broker: new RedisBroker(redis, keys, { historyLimit: options.historyLimit, historyTtlMs: options.historyTtl }),
+    broker: new RedisBroker(redis, keys, { historyLimit: options.historyLimit, historyTtlMs: options.historyTtl, logger }),
     presence,
     close: () => redis.close(),
   };

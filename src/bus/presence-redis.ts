@@ -29,6 +29,7 @@ export class RedisPresence implements PresenceStore {
   private readonly timer: NodeJS.Timeout;
   private closed = false;
   private ticking = false;
+  private started = false;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -49,6 +50,7 @@ export class RedisPresence implements PresenceStore {
 
   async start(): Promise<void> {
     await this.heartbeat();
+    this.started = true;
   }
 
   async add(room: string, entry: PresenceEntry, capacity: number): Promise<AddResult> {
@@ -69,6 +71,7 @@ export class RedisPresence implements PresenceStore {
       return { ok: false, reason: "room_full" };
     }
     this.local.set(indexField(room, entry.connId), { room, entry });
+    this.orphans.delete(indexField(room, entry.connId)); // back in: an old failed removal must not undo it
     return { ok: true, firstOfUser: first === 1, members: pairs(flat) };
   }
 
@@ -110,7 +113,8 @@ export class RedisPresence implements PresenceStore {
     if (this.closed || this.ticking || !this.redis.isReady()) return;
     this.ticking = true;
     try {
-      await this.heartbeat();
+      // Reaped while still alive (a heartbeat came too late): put our users back.
+      if (await this.heartbeat()) await this.reassert();
       await this.retryOrphans();
       await this.reap();
     } catch (err) {
@@ -120,9 +124,11 @@ export class RedisPresence implements PresenceStore {
     }
   }
 
-  private async heartbeat(): Promise<void> {
+  /** Returns true when this process was missing from the set: a survivor reaped it as dead. */
+  private async heartbeat(): Promise<boolean> {
     const expiresAt = Date.now() + Math.floor(this.options.presenceTimeoutMs / 2);
-    await this.bounded(this.redis.client.zAdd(this.keys.nodes(), { score: expiresAt, value: this.options.nodeId }), "heartbeat");
+    const added = await this.bounded(this.redis.client.zAdd(this.keys.nodes(), { score: expiresAt, value: this.options.nodeId }), "heartbeat");
+    return Number(added) === 1 && this.started;
   }
 
   /** Removes the entries of every process whose heartbeat expired, reporting who left. */
@@ -159,8 +165,11 @@ export class RedisPresence implements PresenceStore {
     try {
       await this.heartbeat();
       await this.retryOrphans();
-      for (const { room, entry } of [...this.local.values()]) {
-        await this.bounded(this.redis.client.hSet(this.keys.nodeEntries(this.options.nodeId), indexField(room, entry.connId), entry.user.id), "presence index");
+      for (const [field, { room, entry }] of [...this.local]) {
+        await this.bounded(this.redis.client.hSet(this.keys.nodeEntries(this.options.nodeId), field, entry.user.id), "presence index");
+        // Removed while we were awaiting: re-adding it now would leave a ghost. Commands on the one
+        // connection run in order, so a removal sent after this check runs after the add.
+        if (!this.local.has(field)) continue;
         const [, first] = await SCRIPTS.presenceAdd.run<[number, number, string[]]>(this.redis.client, this.roomKeys(room), [
           entry.user.id,
           entry.user.name,
