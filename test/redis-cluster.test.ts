@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { TestClient } from "./helpers/client.js";
+import { TestClient, waitUntilAsync } from "./helpers/client.js";
 import { ServerProcess } from "./helpers/cluster.js";
 import { RedisProcess } from "./helpers/redis.js";
 
@@ -110,12 +110,4 @@ describe("several processes over Redis", () => {
 
 function sorted(map: Map<string, number>): Array<[string, number]> {
   return [...map].sort(([a], [b]) => a.localeCompare(b));
-}
-
-async function waitUntilAsync(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }

@@ -7,7 +7,7 @@ import { after, afterEach, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { CHAT_NAMESPACE } from "../src/protocol.js";
-import { TestClient, waitUntil } from "./helpers/client.js";
+import { TestClient, waitUntil, waitUntilAsync } from "./helpers/client.js";
 import { startServer, type RunningServer } from "./helpers/server.js";
 
 const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
@@ -268,13 +268,5 @@ function readStatus(file: string): string | undefined {
     return readFileSync(file, "utf8").trim() || undefined;
   } catch {
     return undefined;
-  }
-}
-
-async function waitUntilAsync(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
