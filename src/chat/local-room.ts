@@ -44,10 +44,6 @@ export class LocalRoom {
     private readonly onError: (err: unknown) => void,
   ) {}
 
-  get memberCount(): number {
-    return this.live.size + this.joining.size + this.catchingUp.size;
-  }
-
   /** Starts (or restarts, after a resubscribe) the stream at `head`: messages up to it are not delivered. */
   initialize(head: number, epoch: string): void {
     this.lastSeq = head;

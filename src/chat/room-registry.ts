@@ -83,11 +83,6 @@ export class RoomRegistry {
     for (const slot of this.slots.values()) if (slot.subscribed) slot.room.catchUp();
   }
 
-  /** Rooms with a confirmed subscription: what the bus should be subscribed to. */
-  subscribedRooms(): string[] {
-    return [...this.slots].filter(([, slot]) => slot.subscribed).map(([name]) => name);
-  }
-
   async close(): Promise<void> {
     for (const slot of this.slots.values()) {
       clearTimeout(slot.unsubscribeTimer);
