@@ -34,6 +34,8 @@ export interface ChatServiceDeps {
 export class ChatService {
   readonly rooms: RoomRegistry;
   private readonly sessions = new Set<Session>();
+  /** One function for every session (not a closure per connection). */
+  private readonly forget = (session: Session): void => void this.sessions.delete(session);
 
   constructor(private readonly deps: ChatServiceDeps) {
     this.rooms = new RoomRegistry(deps.broker, deps.gateway, {
@@ -54,7 +56,7 @@ export class ChatService {
   }
 
   openSession(connId: string, user: Member): Session {
-    const session = new Session(connId, user, this.deps, this.rooms, () => this.sessions.delete(session));
+    const session = new Session(connId, user, this.deps, this.rooms, this.forget);
     this.sessions.add(session);
     return session;
   }

@@ -32,18 +32,25 @@ interface JoinRead {
 }
 
 /**
+ * Rooms joined or being joined: a room maps to the promise of a join in flight (settles true once
+ * joined, false if the join failed), or to `true` once joined. Kept as a flat [room, state, ...]
+ * array, made on the first join: a connection is in a few rooms (at most maxRoomsPerConnection),
+ * and one Map per connection costs more memory than scanning a handful of entries.
+ */
+type Membership = Promise<boolean> | true;
+
+/**
  * One connection's view of the chat: the rooms it is in, its rate limits, and the operations a
  * client can ask for. Every operation answers with a value (an ack), never by throwing.
+ *
+ * There is one per connection, so it holds little: no closures, rate buckets made on first use
+ * (a full bucket and no bucket behave the same), and it is its own presence entry.
  */
-export class Session {
-  /** Rooms joined or being joined; the promise settles true once joined, false if the join failed. */
-  private readonly memberships = new Map<string, Promise<boolean>>();
-  private readonly joined = new Set<string>();
-  private readonly messageBucket: TokenBucket;
-  private readonly typingBucket: TokenBucket;
-  private readonly joinBucket: TokenBucket;
-  private readonly entry: PresenceEntry;
-  private closed = false;
+export class Session implements PresenceEntry {
+  private memberships: Array<string | Membership> | undefined;
+  private messageBucket: TokenBucket | undefined;
+  private typingBucket: TokenBucket | undefined;
+  private joinBucket: TokenBucket | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -51,69 +58,107 @@ export class Session {
     readonly user: Member,
     private readonly deps: ChatServiceDeps,
     private readonly rooms: RoomRegistry,
-    private readonly onClosed: () => void,
-  ) {
-    this.messageBucket = new TokenBucket(deps.limits.messageRate);
-    this.typingBucket = new TokenBucket(deps.limits.typingRate);
-    this.joinBucket = new TokenBucket(deps.limits.joinRate);
-    this.entry = { connId, user };
+    private readonly onClosed: (session: Session) => void,
+  ) {}
+
+  private get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  private membership(room: string): Membership | undefined {
+    const list = this.memberships;
+    if (list) for (let i = 0; i < list.length; i += 2) if (list[i] === room) return list[i + 1] as Membership;
+    return undefined;
+  }
+
+  private setMembership(room: string, state: Membership): void {
+    const list = (this.memberships ??= []);
+    for (let i = 0; i < list.length; i += 2) {
+      if (list[i] === room) {
+        list[i + 1] = state;
+        return;
+      }
+    }
+    list.push(room, state);
+  }
+
+  private deleteMembership(room: string): void {
+    const list = this.memberships;
+    if (!list) return;
+    for (let i = 0; i < list.length; i += 2) {
+      if (list[i] === room) {
+        list.splice(i, 2);
+        return;
+      }
+    }
+  }
+
+  private isJoined(room: string): boolean {
+    return this.membership(room) === true;
+  }
+
+  /** The rooms joined (not those still being joined). */
+  private joinedRooms(): string[] {
+    const rooms: string[] = [];
+    const list = this.memberships ?? [];
+    for (let i = 0; i < list.length; i += 2) if (list[i + 1] === true) rooms.push(list[i] as string);
+    return rooms;
   }
 
   /** Answers through `reply` so the ack reaches the client before any live message of the room. */
   async join(req: JoinRequest, reply: Reply<JoinResult>): Promise<void> {
     const { room } = req;
     if (this.closed) return reply(failure("unavailable", "connection closed"));
-    // Wait for a join or leave of this room already in flight, then look again: it may have
-    // joined, failed, or been left meanwhile, and a second join must not enter beside it.
-    for (let pending = this.memberships.get(room); pending; pending = this.memberships.get(room)) {
-      const joined = await pending;
-      if (this.memberships.get(room) !== pending) continue;
-      if (joined && this.joined.has(room)) {
+    // Wait for a join of this room already in flight, then look again: it may have joined,
+    // failed, or been left meanwhile, and a second join must not enter beside it.
+    for (let state = this.membership(room); state !== undefined; state = this.membership(room)) {
+      if (state === true) {
         // Already a member: answer with the current state, the stream goes on as it was.
         reply(await this.rejoin(req));
         return;
       }
+      await state;
     }
     if (this.closed) return reply(failure("unavailable", "connection closed"));
-    if (this.memberships.size >= this.deps.limits.maxRoomsPerConnection) {
+    if ((this.memberships?.length ?? 0) / 2 >= this.deps.limits.maxRoomsPerConnection) {
       reply(failure("too_many_rooms"));
       return;
     }
-    if (!this.joinBucket.take()) {
+    if (!(this.joinBucket ??= new TokenBucket(this.deps.limits.joinRate)).take()) {
       reply(failure("rate_limited", "too many joins; slow down"));
       return;
     }
     let settle!: (joined: boolean) => void;
-    this.memberships.set(room, new Promise((resolve) => (settle = resolve)));
+    this.setMembership(room, new Promise((resolve) => (settle = resolve)));
     const result = await this.enter(req);
     if (!result.ok) {
-      this.memberships.delete(room);
+      this.deleteMembership(room);
       settle(false);
       reply(result);
       return;
     }
     reply(result.ack);
     result.local.activate(this.connId, result.ack.head);
-    this.joined.add(room);
+    this.setMembership(room, true);
     settle(true);
   }
 
   async leave(req: LeaveRequest): Promise<Ack<object>> {
-    const pending = this.memberships.get(req.room);
-    if (!pending || !(await pending) || !this.joined.has(req.room)) return failure("not_in_room");
+    const state = this.membership(req.room);
+    if (state === undefined || (state !== true && !(await state)) || !this.isJoined(req.room)) return failure("not_in_room");
     await this.exit(req.room);
     return { ok: true };
   }
 
   async send(req: MessageRequest): Promise<Ack<SendResult>> {
-    if (!this.joined.has(req.room)) return failure("not_in_room");
+    if (!this.isJoined(req.room)) return failure("not_in_room");
     const { maxMessageLength } = this.deps.limits;
     if (req.text.trim().length === 0) return failure("bad_request", "text must not be empty");
     // Length counts characters (code points); .length is an upper bound, so count only when it may matter.
     if (req.text.length > maxMessageLength && [...req.text].length > maxMessageLength) {
       return failure("too_large", `text is longer than ${maxMessageLength} characters`);
     }
-    if (!this.messageBucket.take()) return failure("rate_limited", "too many messages; slow down");
+    if (!(this.messageBucket ??= new TokenBucket(this.deps.limits.messageRate)).take()) return failure("rate_limited", "too many messages; slow down");
     const draft = { room: req.room, ts: Date.now(), from: this.user, text: req.text } as Omit<ChatMessage, "seq">;
     if (req.clientMsgId !== undefined) draft.clientMsgId = req.clientMsgId;
     try {
@@ -126,7 +171,7 @@ export class Session {
   }
 
   async history(req: HistoryRequest): Promise<Ack<HistoryResult>> {
-    if (!this.joined.has(req.room)) return failure("not_in_room");
+    if (!this.isJoined(req.room)) return failure("not_in_room");
     const query = { limit: req.limit ?? HISTORY_DEFAULT_LIMIT, ...(req.before !== undefined && { before: req.before }) };
     try {
       const page = await this.deps.broker.history(req.room, query);
@@ -139,8 +184,8 @@ export class Session {
 
   /** Typing is best effort: relayed if possible, never stored, dropped when the bus is down. */
   typing(req: TypingRequest): Failure | undefined {
-    if (!this.joined.has(req.room)) return failure("not_in_room");
-    if (!this.typingBucket.take()) return failure("rate_limited", "too many typing events; slow down");
+    if (!this.isJoined(req.room)) return failure("not_in_room");
+    if (!(this.typingBucket ??= new TokenBucket(this.deps.limits.typingRate)).take()) return failure("rate_limited", "too many typing events; slow down");
     const event = { type: "typing", event: { room: req.room, member: this.user }, origin: this.connId } as const;
     this.deps.broker.publishEphemeral(req.room, event).catch(() => {});
     return undefined;
@@ -152,9 +197,8 @@ export class Session {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.closed = true;
-      await Promise.allSettled([...this.joined].map((room) => this.exit(room)));
-      this.onClosed();
+      await Promise.allSettled(this.joinedRooms().map((room) => this.exit(room)));
+      this.onClosed(this);
     })();
     return this.closing;
   }
@@ -180,7 +224,7 @@ export class Session {
     };
     try {
       added = true;
-      const presence = await this.deps.presence.add(room, this.entry, this.deps.limits.roomCapacity);
+      const presence = await this.deps.presence.add(room, this, this.deps.limits.roomCapacity);
       if (!presence.ok) {
         added = false;
         await undo();
@@ -234,8 +278,7 @@ export class Session {
   }
 
   private async exit(room: string): Promise<void> {
-    this.joined.delete(room);
-    this.memberships.delete(room);
+    this.deleteMembership(room);
     this.rooms.get(room)?.remove(this.connId);
     this.rooms.release(room);
     await this.removePresence(room);
@@ -243,7 +286,7 @@ export class Session {
 
   private async removePresence(room: string): Promise<void> {
     try {
-      const removed = await this.deps.presence.remove(room, this.entry);
+      const removed = await this.deps.presence.remove(room, this);
       if (removed.lastOfUser) this.announce(room, "leave", removed.member);
     } catch (err) {
       this.deps.onBusError(err, "presence remove");

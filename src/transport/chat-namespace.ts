@@ -4,7 +4,7 @@ import type { ChatService } from "../chat/chat-service.js";
 import type { Session } from "../chat/session.js";
 import { failure } from "../errors.js";
 import type { Metrics } from "../metrics.js";
-import { CLIENT_EVENTS, type Ack, type ClientEventName, type ErrorBody } from "../protocol.js";
+import { CLIENT_EVENTS, type Ack, type ClientEventName, type ErrorBody, type Member } from "../protocol.js";
 import { identify, type IdentityOptions } from "./identity.js";
 
 export interface ChatNamespaceOptions extends IdentityOptions {
@@ -14,6 +14,12 @@ export interface ChatNamespaceOptions extends IdentityOptions {
 }
 
 type AnyAck = Ack<object>;
+type EngineSocket = Socket["conn"];
+/** What a chat socket carries: the user from the handshake, then its Session. */
+interface SocketData {
+  user: Member;
+  session?: Session;
+}
 type Handler<E extends ClientEventName> = (
   session: Session,
   req: ReturnType<(typeof CLIENT_EVENTS)[E]["parse"]>,
@@ -53,28 +59,51 @@ export function bindChatNamespace(
     );
   });
 
+  // Every socket shares one listener per kind (`this` is the socket, or its engine.io connection)
+  // and finds its Session in socket.data: a connection costs no closures, and its emitter holds
+  // two listeners, not one per event.
   nsp.on("connection", (socket: Socket) => {
-    const session = service.openSession(socket.id, socket.data.user);
+    const data = socket.data as SocketData;
+    data.session = service.openSession(socket.id, data.user);
     metrics.connections.inc();
-    guardWriteBuffer(socket, options.maxBufferedPackets, () => {
-      metrics.slowConsumers.inc();
-      logger.warn({ conn: socket.id }, "closing slow consumer");
-    });
-    socket.emit("hello", { user: session.user, node: options.nodeId });
-
-    for (const event of Object.keys(HANDLERS) as ClientEventName[]) {
-      socket.on(event, (...args: unknown[]) => dispatch(socket, session, event, args));
-    }
-    socket.onAny((event: unknown, ...args: unknown[]) => {
-      if (typeof event === "string" && Object.hasOwn(HANDLERS, event)) return;
-      const ack = typeof args.at(-1) === "function" ? (args.at(-1) as (res: AnyAck) => void) : undefined;
-      respond(socket, String(event), ack, failure("bad_request", `unknown event ${JSON.stringify(String(event)).slice(0, 80)}`));
-    });
-    socket.on("disconnect", () => {
-      metrics.connections.dec();
-      session.close().catch((err: unknown) => logger.error({ err }, "session close failed"));
-    });
+    socket.conn.on("packetCreate", guardWriteBuffer);
+    socket.emit("hello", { user: data.user, node: options.nodeId });
+    socket.onAny(onEvent);
+    socket.on("disconnect", onDisconnect);
   });
+
+  function onEvent(this: Socket, event: unknown, ...args: unknown[]): void {
+    if (typeof event === "string" && Object.hasOwn(HANDLERS, event)) {
+      // As a listener of the event would: after the socket's middlewares' turn, if still connected.
+      process.nextTick(dispatchIfConnected, this, event as ClientEventName, args);
+      return;
+    }
+    const ack = typeof args.at(-1) === "function" ? (args.at(-1) as (res: AnyAck) => void) : undefined;
+    respond(this, String(event), ack, failure("bad_request", `unknown event ${JSON.stringify(String(event)).slice(0, 80)}`));
+  }
+
+  function dispatchIfConnected(socket: Socket, event: ClientEventName, args: unknown[]): void {
+    if (socket.connected) dispatch(socket, (socket.data as SocketData).session!, event, args);
+  }
+
+  function onDisconnect(this: Socket): void {
+    metrics.connections.dec();
+    (this.data as SocketData).session?.close().catch((err: unknown) => logger.error({ err }, "session close failed"));
+  }
+
+  /** Bounds what the server holds for a connection that does not read (engine.io's write buffer). */
+  function guardWriteBuffer(this: EngineSocket): void {
+    // engine.io keeps the buffer private; it is the one place unsent packets pile up.
+    const buffered = this as unknown as { writeBuffer: unknown[] };
+    if (buffered.writeBuffer.length > options.maxBufferedPackets && this.readyState === "open") {
+      metrics.slowConsumers.inc();
+      let conn: string | undefined;
+      for (const socket of nsp.sockets.values()) if (socket.conn === this) conn = socket.id;
+      logger.warn({ conn }, "closing slow consumer");
+      // Discard: a plain close() waits for the buffer to drain, which a reader that stopped never does.
+      this.close(true);
+    }
+  }
 
   function dispatch(socket: Socket, session: Session, event: ClientEventName, args: unknown[]): void {
     const ack = typeof args.at(-1) === "function" ? (args.pop() as (res: AnyAck) => void) : undefined;
@@ -117,18 +146,4 @@ function connectError(body: ErrorBody): Error {
   const error = new Error(body.message) as Error & { data: ErrorBody };
   error.data = body;
   return error;
-}
-
-/** Bounds what the server holds for a connection that does not read (engine.io's write buffer). */
-function guardWriteBuffer(socket: Socket, maxPackets: number, onClose: () => void): void {
-  const conn = socket.conn;
-  // engine.io keeps the buffer private; it is the one place unsent packets pile up.
-  const buffered = conn as unknown as { writeBuffer: unknown[] };
-  conn.on("packetCreate", () => {
-    if (buffered.writeBuffer.length > maxPackets && conn.readyState === "open") {
-      onClose();
-      // Discard: a plain close() waits for the buffer to drain, which a reader that stopped never does.
-      conn.close(true);
-    }
-  });
 }
