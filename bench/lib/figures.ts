@@ -23,6 +23,8 @@ export interface TrafficFigures {
   /** Server CPU (all K processes) per delivered message, and in cores over the window. */
   serverCpuUsPerDelivery: number;
   serverCpuCores: number;
+  /** read + write syscalls of all server processes per delivered message: each one a wake-up somewhere. */
+  serverSyscallsPerDelivery: number;
   /** Redis CPU per message sent, and in cores. */
   redisCpuUsPerMessage: number | null;
   redisCpuCores: number | null;

@@ -51,15 +51,25 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 const CLOCK_TICKS = 100; // getconf CLK_TCK on Linux x86-64 and arm64
 const PAGE = 4096;
 
-/** CPU time (user + system, all threads) of a process in microseconds, and its RSS in bytes. */
-export function procSample(pid: number): { cpuUs: number; rssBytes: number } {
+/** CPU time (user + system, all threads) of a process in microseconds, its RSS in bytes, and its read and write syscalls so far. */
+export function procSample(pid: number): { cpuUs: number; rssBytes: number; syscalls: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   // The command name (field 2) may contain spaces: fields are counted after its closing parenthesis.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   const rssPages = Number(fields[21]);
-  return { cpuUs: ((utime + stime) * 1e6) / CLOCK_TICKS, rssBytes: rssPages * PAGE };
+  return { cpuUs: ((utime + stime) * 1e6) / CLOCK_TICKS, rssBytes: rssPages * PAGE, syscalls: readWriteSyscalls(pid) };
+}
+
+/** syscr + syscw from /proc/<pid>/io: every read, write, readv, writev... (not epoll_wait). */
+function readWriteSyscalls(pid: number): number {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, "utf8");
+    return Number(/syscr: (\d+)/.exec(io)?.[1] ?? NaN) + Number(/syscw: (\d+)/.exec(io)?.[1] ?? NaN);
+  } catch {
+    return NaN; // not readable (another user's process): the figure shows as n/a
+  }
 }
 
 /** Busy and total CPU time of the whole machine (all cores), in microseconds, from /proc/stat. */

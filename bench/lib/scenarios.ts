@@ -57,7 +57,7 @@ function roomProcesses(layout: Layout, k: number): Set<number>[] {
 interface Sample {
   at: number;
   monoUs: number;
-  servers: Array<{ cpuUs: number; rssBytes: number }>;
+  servers: Array<{ cpuUs: number; rssBytes: number; syscalls: number }>;
   redisCpuUs: number | null;
   machine: { busyUs: number; totalUs: number };
   orchestratorCpuUs: number;
@@ -193,6 +193,7 @@ async function measure(
     closedConnections: result.closedConnections,
     serverCpuUsPerDelivery: serverCpuUs / Math.max(1, result.deliveries),
     serverCpuCores: serverCpuUs / 1e6 / windowS,
+    serverSyscallsPerDelivery: s1.servers.reduce((sum, s, i) => sum + s.syscalls - s0.servers[i]!.syscalls, 0) / Math.max(1, result.deliveries),
     redisCpuUsPerMessage: redisCpuUs === null ? null : redisCpuUs / Math.max(1, result.sent),
     redisCpuCores: redisCpuUs === null ? null : redisCpuUs / 1e6 / windowS,
     rssMBPerProcess: s1.servers.map((s) => s.rssBytes / 2 ** 20),
@@ -354,6 +355,7 @@ export function combineRuns(runs: TrafficFigures[]): TrafficFigures {
     closedConnections: runs.reduce((sum, f) => sum + f.closedConnections, 0),
     serverCpuUsPerDelivery: m((f) => f.serverCpuUsPerDelivery),
     serverCpuCores: m((f) => f.serverCpuCores),
+    serverSyscallsPerDelivery: m((f) => f.serverSyscallsPerDelivery),
     redisCpuUsPerMessage: nullable((f) => f.redisCpuUsPerMessage),
     redisCpuCores: nullable((f) => f.redisCpuCores),
     rssKBPerConnection: m((f) => f.rssKBPerConnection),
