@@ -14,6 +14,7 @@ import { Metrics } from "./metrics.js";
 import { CHAT_NAMESPACE } from "./protocol.js";
 import { bindChatNamespace } from "./transport/chat-namespace.js";
 import { SocketGateway } from "./transport/socket-gateway.js";
+import { batchWrites } from "./transport/write-batching.js";
 
 export interface CreateChatServerOptions extends Partial<ChatOptions> {
   /** Attach to this server instead of creating one; mount `chat.httpHandler` yourself for /healthz etc. */
@@ -62,6 +63,7 @@ export async function createChatServer(input: CreateChatServerOptions = {}): Pro
     serveClient: false,
     ...(origins && { cors: { origin: origins.length === 1 && origins[0] === "*" ? "*" : origins } }),
   });
+  batchWrites(io.engine);
   const nsp = io.of(CHAT_NAMESPACE);
   const service = new ChatService({
     broker,
