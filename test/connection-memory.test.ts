@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { io } from "socket.io-client";
+import { CHAT_NAMESPACE, type Ack, type Hello, type JoinResult } from "../src/protocol.js";
+import { waitUntil } from "./helpers/client.js";
+import { serverFixture } from "./helpers/fixture.js";
+
+/** The engine.io connections of the server's chat sockets, with what they still hold of the handshake. */
+function handshakeRequests(fx: ReturnType<typeof serverFixture>): unknown[] {
+  return [...fx.srv.server.io.of(CHAT_NAMESPACE).sockets.values()].map((s) => (s.conn as unknown as { request: unknown }).request);
+}
+
+describe("connections let go of their handshake request", () => {
+  const fx = serverFixture();
+
+  it("over WebSocket: the request is dropped and the chat works", async () => {
+    const ann = await fx.connect("ann");
+    const bob = await fx.connect("bob");
+    assert.ok(handshakeRequests(fx).length >= 2);
+    for (const req of handshakeRequests(fx)) assert.equal(req, null);
+    await ann.joinOk("mem-ws");
+    await bob.joinOk("mem-ws");
+    await ann.sendOk("mem-ws", "hi");
+    await bob.until(() => bob.messages.some((m) => m.text === "hi"), "bob gets the message");
+  });
+
+  it("over polling upgraded to WebSocket, as browsers connect", async () => {
+    const socket = io(`${fx.url}${CHAT_NAMESPACE}`, { auth: { name: "poller" }, reconnection: false, forceNew: true });
+    try {
+      let hello: Hello | undefined;
+      socket.on("hello", (h: Hello) => (hello = h));
+      await waitUntil(() => hello !== undefined && socket.io.engine.transport.name === "websocket", "hello, then the upgrade");
+      assert.equal(hello!.user.name, "poller");
+      for (const req of handshakeRequests(fx)) assert.equal(req, null);
+      const ack = (await socket.timeout(5000).emitWithAck("join", { room: "mem-poll" })) as Ack<JoinResult>;
+      assert.equal(ack.ok, true);
+    } finally {
+      socket.close();
+    }
+  });
+});
