@@ -13,6 +13,7 @@ import { createHttpHandler, type HttpHandler } from "./http/http-handler.js";
 import { Metrics } from "./metrics.js";
 import { CHAT_NAMESPACE } from "./protocol.js";
 import { bindChatNamespace } from "./transport/chat-namespace.js";
+import { releaseHandshakeRequests } from "./transport/connection-memory.js";
 import { SocketGateway } from "./transport/socket-gateway.js";
 import { batchWrites } from "./transport/write-batching.js";
 
@@ -64,6 +65,7 @@ export async function createChatServer(input: CreateChatServerOptions = {}): Pro
     ...(origins && { cors: { origin: origins.length === 1 && origins[0] === "*" ? "*" : origins } }),
   });
   batchWrites(io.engine);
+  releaseHandshakeRequests(io.engine);
   const nsp = io.of(CHAT_NAMESPACE);
   const service = new ChatService({
     broker,
