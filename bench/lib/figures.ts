@@ -25,6 +25,8 @@ export interface TrafficFigures {
   serverCpuCores: number;
   /** read + write syscalls of all server processes per delivered message: each one a wake-up somewhere. */
   serverSyscallsPerDelivery: number;
+  /** Times the servers' event loops slept and were woken, per delivered message. */
+  serverWakeupsPerDelivery: number;
   /** Redis CPU per message sent, and in cores. */
   redisCpuUsPerMessage: number | null;
   redisCpuCores: number | null;

@@ -51,15 +51,24 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 const CLOCK_TICKS = 100; // getconf CLK_TCK on Linux x86-64 and arm64
 const PAGE = 4096;
 
-/** CPU time (user + system, all threads) of a process in microseconds, its RSS in bytes, and its read and write syscalls so far. */
-export function procSample(pid: number): { cpuUs: number; rssBytes: number; syscalls: number } {
+/** CPU time (user + system, all threads) of a process in microseconds, its RSS in bytes, its read and write syscalls and its event loop's wake-ups so far. */
+export function procSample(pid: number): { cpuUs: number; rssBytes: number; syscalls: number; wakeups: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   // The command name (field 2) may contain spaces: fields are counted after its closing parenthesis.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   const rssPages = Number(fields[21]);
-  return { cpuUs: ((utime + stime) * 1e6) / CLOCK_TICKS, rssBytes: rssPages * PAGE, syscalls: readWriteSyscalls(pid) };
+  return { cpuUs: ((utime + stime) * 1e6) / CLOCK_TICKS, rssBytes: rssPages * PAGE, syscalls: readWriteSyscalls(pid), wakeups: mainThreadSleeps(pid) };
+}
+
+/** The main thread's voluntary context switches: how often the event loop slept and was woken. */
+function mainThreadSleeps(pid: number): number {
+  try {
+    return Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
 }
 
 /** syscr + syscw from /proc/<pid>/io: every read, write, readv, writev... (not epoll_wait). */

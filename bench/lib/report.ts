@@ -30,12 +30,12 @@ const lossCell = (f: TrafficFigures): string => {
 
 function trafficTable(scenario: ScenarioResult<TrafficFigures>): string {
   const lines = [
-    header(["system", "procs", "offered deliveries/s", "deliveries/s", "p50 ms", "p99 ms", "max ms", "lost", "server CPU us/delivery", "server cores", "server syscalls/delivery", "Redis CPU us/msg", "RSS MB per process", "RSS KB/conn", "generator cores", "others' cores"]),
+    header(["system", "procs", "offered deliveries/s", "deliveries/s", "p50 ms", "p99 ms", "max ms", "lost", "server CPU us/delivery", "server cores", "server syscalls/delivery", "server wake-ups/delivery", "Redis CPU us/msg", "RSS MB per process", "RSS KB/conn", "generator cores", "others' cores"]),
   ];
   for (const system of SYSTEMS) {
     const f = scenario.systems[system];
     if (!f) {
-      if (scenario.errors[system]) lines.push(row([system, "failed: " + scenario.errors[system]!.split("\n")[0]!.slice(0, 160), ...Array<string>(14).fill("")]));
+      if (scenario.errors[system]) lines.push(row([system, "failed: " + scenario.errors[system]!.split("\n")[0]!.slice(0, 160), ...Array<string>(15).fill("")]));
       continue;
     }
     lines.push(
@@ -51,6 +51,7 @@ function trafficTable(scenario: ScenarioResult<TrafficFigures>): string {
         fmt.num(f.serverCpuUsPerDelivery),
         fmt.num(f.serverCpuCores, 2),
         fmt.num(f.serverSyscallsPerDelivery, 2),
+        fmt.num(f.serverWakeupsPerDelivery, 2),
         fmt.num(f.redisCpuUsPerMessage),
         f.rssMBPerProcess.map((m) => fmt.num(m, 0)).join(" + "),
         fmt.num(f.rssKBPerConnection),

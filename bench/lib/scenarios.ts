@@ -57,7 +57,7 @@ function roomProcesses(layout: Layout, k: number): Set<number>[] {
 interface Sample {
   at: number;
   monoUs: number;
-  servers: Array<{ cpuUs: number; rssBytes: number; syscalls: number }>;
+  servers: Array<{ cpuUs: number; rssBytes: number; syscalls: number; wakeups: number }>;
   redisCpuUs: number | null;
   machine: { busyUs: number; totalUs: number };
   orchestratorCpuUs: number;
@@ -194,6 +194,7 @@ async function measure(
     serverCpuUsPerDelivery: serverCpuUs / Math.max(1, result.deliveries),
     serverCpuCores: serverCpuUs / 1e6 / windowS,
     serverSyscallsPerDelivery: s1.servers.reduce((sum, s, i) => sum + s.syscalls - s0.servers[i]!.syscalls, 0) / Math.max(1, result.deliveries),
+    serverWakeupsPerDelivery: s1.servers.reduce((sum, s, i) => sum + s.wakeups - s0.servers[i]!.wakeups, 0) / Math.max(1, result.deliveries),
     redisCpuUsPerMessage: redisCpuUs === null ? null : redisCpuUs / Math.max(1, result.sent),
     redisCpuCores: redisCpuUs === null ? null : redisCpuUs / 1e6 / windowS,
     rssMBPerProcess: s1.servers.map((s) => s.rssBytes / 2 ** 20),
@@ -356,6 +357,7 @@ export function combineRuns(runs: TrafficFigures[]): TrafficFigures {
     serverCpuUsPerDelivery: m((f) => f.serverCpuUsPerDelivery),
     serverCpuCores: m((f) => f.serverCpuCores),
     serverSyscallsPerDelivery: m((f) => f.serverSyscallsPerDelivery),
+    serverWakeupsPerDelivery: m((f) => f.serverWakeupsPerDelivery),
     redisCpuUsPerMessage: nullable((f) => f.redisCpuUsPerMessage),
     redisCpuCores: nullable((f) => f.redisCpuCores),
     rssKBPerConnection: m((f) => f.rssKBPerConnection),

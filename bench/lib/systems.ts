@@ -72,7 +72,7 @@ export class Cluster {
   }
 
   /** Per process: CPU so far (us) and RSS (bytes). */
-  sample(): Array<{ cpuUs: number; rssBytes: number; syscalls: number }> {
+  sample(): Array<{ cpuUs: number; rssBytes: number; syscalls: number; wakeups: number }> {
     return this.pids.map((pid) => procSample(pid));
   }
 
