@@ -34,8 +34,10 @@ export class LocalRoom {
   private retryTimer: NodeJS.Timeout | undefined;
   private disposed = false;
   private readonly live = new Set<string>();
-  private readonly joining = new Map<string, ChatMessage[]>();
-  private readonly catchingUp = new Map<string, number>();
+  // Members in transition: created when the first arrives and dropped when the last leaves, since
+  // a process holds one LocalRoom per room with a local member and most rooms are quiet.
+  private joining: Map<string, ChatMessage[]> | undefined;
+  private catchingUp: Map<string, number> | undefined;
 
   constructor(
     readonly name: string,
@@ -76,7 +78,7 @@ export class LocalRoom {
   }
 
   beginJoin(connId: string): void {
-    this.joining.set(connId, []);
+    (this.joining ??= new Map()).set(connId, []);
   }
 
   /**
@@ -84,22 +86,22 @@ export class LocalRoom {
    * member gets what was buffered after it, then joins the stream.
    */
   activate(connId: string, delivered: number): void {
-    const buffered = this.joining.get(connId);
+    const buffered = this.joining?.get(connId);
     if (!buffered) return; // left meanwhile
-    this.joining.delete(connId);
+    this.stopJoining(connId);
     for (const message of buffered) {
       if (message.seq > delivered) {
         this.gateway.send(connId, "message", message);
         delivered = message.seq;
       }
     }
-    if (delivered > this.lastSeq) this.catchingUp.set(connId, delivered);
+    if (delivered > this.lastSeq) (this.catchingUp ??= new Map()).set(connId, delivered);
     else this.goLive(connId);
   }
 
   remove(connId: string): void {
-    this.joining.delete(connId);
-    this.catchingUp.delete(connId);
+    this.stopJoining(connId);
+    this.stopCatchingUp(connId);
     if (this.live.delete(connId)) this.gateway.removeFromGroup(connId, this.name);
   }
 
@@ -117,12 +119,20 @@ export class LocalRoom {
    * tells them that history was lost.
    */
   private startOver(epoch: string, lastSeq: number): void {
-    for (const connId of [...this.live, ...this.joining.keys(), ...this.catchingUp.keys()]) this.gateway.reconnect(connId);
+    for (const connId of [...this.live, ...(this.joining?.keys() ?? []), ...(this.catchingUp?.keys() ?? [])]) this.gateway.reconnect(connId);
     this.epoch = epoch;
     this.lastSeq = Math.max(0, lastSeq);
     this.queue.length = 0;
-    for (const buffer of this.joining.values()) buffer.length = 0; // old-life messages
+    for (const buffer of this.joining?.values() ?? []) buffer.length = 0; // old-life messages
     this.generation++;
+  }
+
+  private stopJoining(connId: string): void {
+    if (this.joining?.delete(connId) && this.joining.size === 0) this.joining = undefined;
+  }
+
+  private stopCatchingUp(connId: string): void {
+    if (this.catchingUp?.delete(connId) && this.catchingUp.size === 0) this.catchingUp = undefined;
   }
 
   private goLive(connId: string): void {
@@ -133,12 +143,12 @@ export class LocalRoom {
   private deliver(message: ChatMessage): void {
     this.lastSeq = message.seq;
     if (this.live.size > 0) this.gateway.broadcast(this.name, "message", message);
-    if (this.joining.size > 0) for (const buffer of this.joining.values()) buffer.push(message);
-    if (this.catchingUp.size > 0) {
+    if (this.joining) for (const buffer of this.joining.values()) buffer.push(message);
+    if (this.catchingUp) {
       for (const [connId, delivered] of this.catchingUp) {
         if (message.seq < delivered) continue;
         if (message.seq > delivered) this.gateway.send(connId, "message", message); // history lost in between
-        this.catchingUp.delete(connId);
+        this.stopCatchingUp(connId);
         this.goLive(connId);
       }
     }
