@@ -116,3 +116,60 @@ brokerContract("redis", async () => {
     },
   };
 });
+
+describe("Redis broker: what publish.lua keeps in Redis", () => {
+  let redis: RedisProcess;
+  let bus: Bus;
+  const HISTORY_TTL = 600_000; // ttlRefreshMs: a tenth, at most a minute
+  before(async () => {
+    redis = await RedisProcess.start();
+    const options = defaultOptions({ redisUrl: redis.url, redisPrefix: "ttl:", historyLimit: 5, historyTtl: HISTORY_TTL });
+    bus = await createBus(options, "ttl-node", pino({ level: "silent" }));
+  });
+  after(async () => {
+    await bus.presence.close();
+    await bus.close();
+    await redis.stop();
+  });
+  const draft = (ts: number, text: string) => ({ room: "r", ts, from, text });
+  const pttl = async (key: string) => Number(await redis.client.sendCommand(["PTTL", key]));
+
+  it("refreshes the TTL at most once a refresh interval, and never below HISTORY_TTL from the newest message", async () => {
+    const now = Date.now();
+    await bus.broker.publishMessage("r", draft(now, "a"));
+    const expire = HISTORY_TTL + 2 * 60_000;
+    for (const key of ["ttl:{r}:meta", "ttl:{r}:history"]) {
+      const left = await pttl(key);
+      assert.ok(left > expire - 5_000 && left <= expire, `${key}: ${left}`);
+    }
+    // Within the interval: no refresh (the TTL only runs down), yet it covers ts + HISTORY_TTL.
+    await redis.client.sendCommand(["PEXPIRE", "ttl:{r}:meta", String(HISTORY_TTL + 60_000)]);
+    await bus.broker.publishMessage("r", draft(now + 59_000, "b"));
+    assert.ok((await pttl("ttl:{r}:meta")) <= HISTORY_TTL + 60_000);
+    // Past it: both keys are refreshed.
+    await redis.client.sendCommand(["PEXPIRE", "ttl:{r}:history", "1000000"]);
+    await bus.broker.publishMessage("r", draft(now + 61_000, "c"));
+    for (const key of ["ttl:{r}:meta", "ttl:{r}:history"]) assert.ok((await pttl(key)) > expire - 5_000, key);
+  });
+
+  it("stores each entry as published, trims to the limit, and history reads them back", async () => {
+    for (let i = 0; i < 7; i++) await bus.broker.publishMessage("s", draft(Date.now(), `m${i}`));
+    const stored = (await redis.client.sendCommand(["LRANGE", "ttl:{s}:history", "0", "-1"])) as string[];
+    assert.equal(stored.length, 5);
+    const page = await bus.broker.history("s", { limit: 10 });
+    assert.equal(page.head, 7);
+    assert.deepEqual(page.messages.map((m) => [m.seq, m.text]), [3, 4, 5, 6, 7].map((s) => [s, `m${s - 1}`]));
+    assert.ok(stored.every((entry) => entry.startsWith(`m${page.epoch} {"seq":`)));
+  });
+
+  it("reads history entries stored by older versions (bare JSON)", async () => {
+    const old = (seq: number) => JSON.stringify({ seq, room: "o", ts: 1, from, text: `old ${seq}` });
+    await redis.client.sendCommand(["HSET", "ttl:{o}:meta", "seq", "2", "epoch", "e1"]);
+    await redis.client.sendCommand(["RPUSH", "ttl:{o}:history", old(1), old(2)]);
+    const sent = await bus.broker.publishMessage("o", draft(Date.now(), "new"));
+    assert.equal(sent.seq, 3);
+    const page = await bus.broker.history("o", { limit: 10 });
+    assert.equal(page.epoch, "e1");
+    assert.deepEqual(page.messages.map((m) => m.text), ["old 1", "old 2", "new"]);
+  });
+});

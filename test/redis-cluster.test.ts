@@ -98,7 +98,7 @@ describe("several processes over Redis", () => {
     const expected = new Map<string, number>();
     for (const room of rooms) {
       const count = servers.filter((s) => pool.some((c) => c.hello!.node === s.nodeId && membership.get(c)!.has(room))).length;
-      if (count > 0) expected.set(`cluster-test:{${room}}:channel`, count);
+      if (count > 0) expected.set(`cluster-test:{${room}}:history`, count);
     }
     const actual = await redis.channels(`${prefix}*`);
     assert.deepEqual(sorted(actual), sorted(expected));

@@ -142,8 +142,8 @@ describe("Redis scale-out under faults", () => {
     const [a] = await startServers(1);
     const ann = await connect(a!, "ann");
     await ann.joinOk("noise");
-    await redis.client.publish(`faults${prefixCount}:{noise}:channel`, "m not json");
-    await redis.client.publish(`faults${prefixCount}:{noise}:channel`, "p{");
+    await redis.client.publish(`faults${prefixCount}:{noise}:history`, "m not json");
+    await redis.client.publish(`faults${prefixCount}:{noise}:history`, "p{");
     await ann.sendOk("noise", "still fine");
     await ann.until(() => ann.messagesIn("noise").length === 1, "the real message");
     assert.equal(ann.messagesIn("noise")[0]!.text, "still fine");

@@ -1,10 +1,9 @@
-import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { ChatMessage } from "../protocol.js";
 import type { Broker, BrokerEventHandler, EphemeralEvent, HistoryPage, HistoryQuery, MessageDraft, RoomEvent } from "./broker.js";
 import type { RedisConnection } from "./redis-connection.js";
 import type { RedisKeys } from "./redis-keys.js";
-import { SCRIPTS } from "./redis-scripts.js";
+import { RedisScript, SCRIPTS } from "./redis-scripts.js";
 import { DEDUPE_WINDOW_MS } from "./broker.js";
 
 export interface RedisBrokerOptions {
@@ -31,6 +30,15 @@ export class BusyError extends Error {
 }
 
 /**
+ * How often an active room's keys get their TTL refreshed (publish.lua's 'keep'): a tenth of the
+ * TTL, at most a minute. The keys then expire between HISTORY_TTL and HISTORY_TTL + twice this
+ * after a room's last message, and never early while the processes' clocks agree within it.
+ */
+export function ttlRefreshMs(historyTtlMs: number): number {
+  return Math.min(60_000, Math.floor(historyTtlMs / 10));
+}
+
+/**
  * The broker over Redis pub/sub with one channel per room: a process subscribes only to the rooms
  * it has members in, so it receives nothing else. Seq, history and publish are one Lua script.
  * On the channel, a payload is a one-letter type ('m' message, 'p' presence, 't' typing) + JSON;
@@ -40,12 +48,24 @@ export class RedisBroker implements Broker {
   private handler: BrokerEventHandler = () => {};
   private readonly listeners = new Map<string, Listener>();
   private publishesInFlight = 0;
+  private readonly publishScript: RedisScript;
+  /** What the room's keys get as TTL when refreshed: HISTORY_TTL + 2 * ttlRefreshMs. */
+  private readonly expireMs: number;
 
   constructor(
     private readonly redis: RedisConnection,
     private readonly keys: RedisKeys,
     private readonly options: RedisBrokerOptions,
-  ) {}
+  ) {
+    const refreshMs = ttlRefreshMs(options.historyTtlMs);
+    this.expireMs = options.historyTtlMs + 2 * refreshMs;
+    this.publishScript = new RedisScript("publish", {
+      HISTORY_LIMIT: options.historyLimit,
+      EXPIRE_MS: this.expireMs,
+      REFRESH_MS: refreshMs,
+      DEDUPE_MS: DEDUPE_WINDOW_MS,
+    });
+  }
 
   onEvent(handler: BrokerEventHandler): void {
     this.handler = handler;
@@ -87,23 +107,16 @@ export class RedisBroker implements Broker {
   }
 
   private async publishNow(room: string, draft: MessageDraft): Promise<ChatMessage> {
-    const json = JSON.stringify(draft);
+    // The script puts '{"seq":N,' in front: it gets the JSON without its opening brace.
+    const rest = JSON.stringify(draft).slice(1);
     const keys = [this.keys.meta(room), this.keys.history(room)];
     if (draft.clientMsgId !== undefined) keys.push(this.keys.sent(room, draft.from.id, draft.clientMsgId));
-    const [seq, priorTs] = await this.bounded(
-      SCRIPTS.publish.run<[number, string | null]>(this.redis.client, keys, [
-        json,
-        this.options.historyLimit,
-        this.options.historyTtlMs,
-        this.keys.channel(room),
-        newEpoch(),
-        "0",
-        DEDUPE_WINDOW_MS,
-        draft.ts,
-      ]),
+    const reply = await this.bounded(
+      this.publishScript.run<number | [number, string]>(this.redis.client, keys, [rest, draft.ts]),
       "publish",
     );
-    return { seq: Number(seq), ...draft, ts: priorTs ? Number(priorTs) : draft.ts };
+    if (!Array.isArray(reply)) return { seq: Number(reply), ...draft };
+    return { seq: Number(reply[0]), ...draft, ts: Number(reply[1]) };
   }
 
   async publishEphemeral(room: string, event: EphemeralEvent): Promise<void> {
@@ -117,11 +130,11 @@ export class RedisBroker implements Broker {
       SCRIPTS.history.run<[number, string, string[]]>(
         this.redis.client,
         [this.keys.meta(room), this.keys.history(room)],
-        [mode, bound, query.limit, this.options.historyTtlMs, newEpoch()],
+        [mode, bound, query.limit, this.expireMs],
       ),
       "history",
     );
-    return { head: Number(head), epoch, messages: entries.map((entry) => JSON.parse(entry) as ChatMessage) };
+    return { head: Number(head), epoch, messages: entries.map(parseEntry) };
   }
 
   isReady(): boolean {
@@ -166,11 +179,7 @@ export class RedisBroker implements Broker {
   }
 }
 
-// An epoch only has to differ between lives of a room; the script uses the candidate only when a
-// room starts, yet every call passes one. A random process prefix and a counter cost nothing,
-// where randomBytes per message showed in profiles.
-const EPOCH_PREFIX = randomBytes(6).toString("base64url");
-let epochCounter = 0;
-function newEpoch(): string {
-  return EPOCH_PREFIX + (epochCounter++).toString(36);
+/** A history entry: 'm<epoch> <json>' as published, or the bare JSON that older versions stored. */
+function parseEntry(entry: string): ChatMessage {
+  return JSON.parse(entry.charCodeAt(0) === 123 /* { */ ? entry : entry.slice(entry.indexOf(" ") + 1)) as ChatMessage;
 }

@@ -13,9 +13,13 @@ export class RedisKeys {
   history(room: string): string {
     return `${this.prefix}{${room}}:history`;
   }
-  /** The room's pub/sub channel: one per room, never a pattern. */
+  /**
+   * The room's pub/sub channel: one per room, never a pattern. It has the history key's name
+   * (channels and keys do not share a namespace), so publish.lua publishes to KEYS[2] and needs
+   * no argument, one Lua string fewer per message.
+   */
   channel(room: string): string {
-    return `${this.prefix}{${room}}:channel`;
+    return this.history(room);
   }
   /** "seq:ts" of a message its sender tagged with clientMsgId, so that a resend is stored once. */
   sent(room: string, userId: string, clientMsgId: string): string {

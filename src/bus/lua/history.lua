@@ -1,13 +1,22 @@
 -- Reads a slice of a room's history with its head and epoch, and keeps the room alive.
 -- The list holds contiguous seqs ending at head, so seq s sits at index s - (head - len + 1).
+-- Entries are stored as publish.lua publishes them: 'm' .. epoch .. ' ' .. json (older
+-- versions stored the bare json; the broker reads both).
 -- KEYS[1] meta hash   KEYS[2] history list
 -- ARGV[1] 'a' (oldest messages after ARGV[2]) or 'b' (newest before ARGV[2]; '' = newest of all)
--- ARGV[2] seq bound   ARGV[3] limit   ARGV[4] ttl ms   ARGV[5] epoch to use if the room is new
-redis.call('HSETNX', KEYS[1], 'epoch', ARGV[5])
+-- ARGV[2] seq bound   ARGV[3] limit   ARGV[4] expiry ms (publish.lua's EXPIRE_MS: never shorter
+-- than what publish.lua's 'keep' promises)
+local meta = redis.call('HMGET', KEYS[1], 'seq', 'epoch')
+local head = tonumber(meta[1] or '0')
+local epoch = meta[2]
+if not epoch then
+  -- A new life of the room, as in publish.lua.
+  local now = redis.call('TIME')
+  epoch = string.format('%x%05x', now[1], now[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-local head = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local limit = tonumber(ARGV[3])
 if limit <= 0 then return { head, epoch, {} } end
 local len = redis.call('LLEN', KEYS[2])

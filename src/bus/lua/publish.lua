@@ -1,14 +1,31 @@
 -- Appends a message to a room's history and publishes it, assigning the room's next seq.
 -- One script, so seq, history and fan-out can never disagree (Redis runs it atomically).
--- KEYS[1] meta hash {seq, epoch}   KEYS[2] history list
+-- KEYS[1] meta hash {seq, epoch, keep}
+-- KEYS[2] history list; its name is also the room's channel (keys and channels do not share a
+--         namespace), so the script needs no extra argument to name it
 -- KEYS[3] (only with a clientMsgId) the sender's dedupe key for it: a resend is stored once
--- ARGV[1] the message as JSON without seq: '{"room":...}'   ARGV[2] history limit
--- ARGV[3] ttl ms   ARGV[4] channel   ARGV[5] epoch to use if the room starts a new life
--- ARGV[6] '1' for sharded pub/sub (SPUBLISH)
--- Published as 'm' .. epoch .. ' ' .. entry: the epoch tells subscribers when the room's
--- sequence started over (Redis lost its data), so they do not take seq 1 for a duplicate.
--- ARGV[7] dedupe window ms   ARGV[8] the message's ts
--- Returns { seq, ts of the original or false }.
+-- ARGV[1] the message as JSON without seq and without its opening brace: '"room":...}'
+-- ARGV[2] the message's ts, ms since 1970 (13 digits)
+-- Returns seq, or { seq, ts } of the original when KEYS[3] says this is a resend.
+--
+-- __HISTORY_LIMIT__, __EXPIRE_MS__, __REFRESH_MS__ and __DEDUPE_MS__ are replaced by numbers when
+-- the broker loads the script (RedisScript's constants): constants in the source cost nothing
+-- per call, where every argument is one more Lua string and table slot per message.
+--
+-- Cost matters here: every chat message runs this. Redis CPU per message went mostly to Lua
+-- strings, argument tables and the overhead of each redis.call, so the common case is four
+-- calls (HINCRBY, HMGET, RPUSH, PUBLISH), one string built (the entry, stored and published as
+-- is), and no number parsing (ts and keep compare as strings of equal length).
+--
+-- Published and stored as 'm' .. epoch .. ' ' .. json: the epoch tells subscribers when the
+-- room's sequence started over (Redis lost its data), so they do not take seq 1 for a duplicate.
+--
+-- TTL: refreshing both keys on every message cost two calls. Instead 'keep' holds the ts until
+-- which the keys' current expiry still covers ts + HISTORY_TTL: a refresh sets them to expire in
+-- EXPIRE_MS = HISTORY_TTL + 2 * REFRESH_MS and keep to ts + REFRESH_MS, so an active room
+-- refreshes once per REFRESH_MS, and its data expires between HISTORY_TTL and HISTORY_TTL +
+-- 2 * REFRESH_MS after its last message; never earlier while the clocks of the processes that
+-- write the room differ by less than REFRESH_MS (ts is the sending process's clock).
 if KEYS[3] then
   local prior = redis.call('GET', KEYS[3])
   if prior then
@@ -16,16 +33,27 @@ if KEYS[3] then
     return { tonumber(string.sub(prior, 1, sep - 1)), string.sub(prior, sep + 1) }
   end
 end
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-if seq == 1 then redis.call('HSETNX', KEYS[1], 'epoch', ARGV[5]) end
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-local entry = '{"seq":' .. seq .. ',' .. string.sub(ARGV[1], 2)
--- Trim only when over the limit: one command fewer per message until a room fills its history.
-if redis.call('RPUSH', KEYS[2], entry) > tonumber(ARGV[2]) then
-  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', '1')
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'keep')
+local epoch = meta[1]
+if not epoch then
+  -- A new life of the room: its epoch is Redis's clock in microseconds, in hex. Two lives of a
+  -- room never start in the same microsecond (the old one's data must be gone first).
+  local now = redis.call('TIME')
+  epoch = string.format('%x%05x', now[1], now[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call(ARGV[6] == '1' and 'SPUBLISH' or 'PUBLISH', ARGV[4], 'm' .. epoch .. ' ' .. entry)
-if KEYS[3] then redis.call('SET', KEYS[3], seq .. ':' .. ARGV[8], 'PX', ARGV[7]) end
-return { seq, false }
+local entry = string.format('m%s {"seq":%d,%s', epoch, seq, ARGV[1])
+-- Trim only when over the limit: one command fewer per message until a room fills its history.
+if redis.call('RPUSH', KEYS[2], entry) > __HISTORY_LIMIT__ then
+  redis.call('LTRIM', KEYS[2], '-__HISTORY_LIMIT__', '-1')
+end
+local ts, keep = ARGV[2], meta[2]
+if not keep or #ts ~= #keep or ts > keep then
+  redis.call('PEXPIRE', KEYS[1], '__EXPIRE_MS__')
+  redis.call('PEXPIRE', KEYS[2], '__EXPIRE_MS__')
+  redis.call('HSET', KEYS[1], 'keep', string.format('%d', ts + __REFRESH_MS__))
+end
+redis.call('PUBLISH', KEYS[2], entry)
+if KEYS[3] then redis.call('SET', KEYS[3], seq .. ':' .. ts, 'PX', '__DEDUPE_MS__') end
+return seq
