@@ -74,7 +74,7 @@ export function bindChatNamespace(
 
   function onEvent(this: Socket, event: unknown, ...args: unknown[]): void {
     if (typeof event === "string" && Object.hasOwn(HANDLERS, event)) {
-      // As a listener of the event would: after the socket's middlewares' turn, if still connected.
+      // A tick later and only if still connected, as Socket.IO calls a listener of the event.
       process.nextTick(dispatchIfConnected, this, event as ClientEventName, args);
       return;
     }
@@ -93,15 +93,17 @@ export function bindChatNamespace(
 
   /** Bounds what the server holds for a connection that does not read (engine.io's write buffer). */
   function guardWriteBuffer(this: EngineSocket): void {
-    // engine.io keeps the buffer private; it is the one place unsent packets pile up.
-    const buffered = this as unknown as { writeBuffer: unknown[] };
-    if (buffered.writeBuffer.length > options.maxBufferedPackets && this.readyState === "open") {
+    // engine.io keeps the buffer private; it is the one place unsent packets pile up. They also
+    // wait there until the end of the loop turn (write-batching.ts), so only a buffer behind a
+    // transport still busy with an earlier write means a reader that stopped.
+    const conn = this as unknown as { id: string; writeBuffer: unknown[]; transport: { writable: boolean } };
+    if (conn.writeBuffer.length > options.maxBufferedPackets && !conn.transport.writable && this.readyState === "open" && !slowClosing.has(this)) {
+      slowClosing.add(this);
       metrics.slowConsumers.inc();
-      let conn: string | undefined;
-      for (const socket of nsp.sockets.values()) if (socket.conn === this) conn = socket.id;
-      logger.warn({ conn }, "closing slow consumer");
-      // Discard: a plain close() waits for the buffer to drain, which a reader that stopped never does.
-      this.close(true);
+      logger.warn({ engineConn: conn.id }, "closing slow consumer");
+      // Not from inside this send: closing would re-enter the code that is sending (a join's ack,
+      // a room's delivery loop) with the connection's session already closed.
+      setImmediate(discard, this);
     }
   }
 
@@ -140,6 +142,14 @@ function describe(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }
   if (!first) return "malformed payload";
   const where = first.path.length > 0 ? `${first.path.map(String).join(".")}: ` : "";
   return `${where}${first.message}`.slice(0, 200);
+}
+
+/** Connections the slow-consumer guard is closing; the guard fires once per connection. */
+const slowClosing = new WeakSet<object>();
+
+/** Discard: a plain close() waits for the buffer to drain, which a reader that stopped never does. */
+function discard(conn: { close(discard: boolean): void }): void {
+  conn.close(true);
 }
 
 function connectError(body: ErrorBody): Error {

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from "node:http";
+import { ServerResponse, type IncomingMessage } from "node:http";
 import type { Server } from "socket.io";
 
 type EngineServer = Server["engine"];
@@ -26,7 +26,7 @@ export function releaseHandshakeRequests(engine: EngineServer): void {
   const standIns = new WeakMap<Request, UpgradeResponse>();
   engine.use((req: Request, res: unknown, next: (err?: unknown) => void) => {
     // A plain HTTP request (polling) gets a real ServerResponse; an upgrade gets engine.io's stand-in.
-    if (req.headers.upgrade !== undefined && typeof res === "object" && res !== null) standIns.set(req, res as UpgradeResponse);
+    if (!(res instanceof ServerResponse) && typeof res === "object" && res !== null) standIns.set(req, res as UpgradeResponse);
     next();
   });
   engine.on("headers", (_headers: unknown, req: Request) => {

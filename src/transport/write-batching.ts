@@ -22,14 +22,22 @@ export function batchWrites(engine: EngineServer): void {
 
   const flushDue = (): void => {
     scheduled = false;
-    for (const socket of due) {
-      due.delete(socket);
-      const tcp = tcpSocketOf(socket);
-      tcp?.cork();
-      try {
-        engineFlush!.call(socket);
-      } finally {
-        tcp?.uncork();
+    try {
+      for (const socket of due) {
+        due.delete(socket);
+        const tcp = tcpSocketOf(socket);
+        tcp?.cork();
+        try {
+          engineFlush!.call(socket);
+        } finally {
+          tcp?.uncork();
+        }
+      }
+    } finally {
+      // Only after a throw (a bug) are sockets left: they must not wait for someone else's packet.
+      if (due.size > 0 && !scheduled) {
+        scheduled = true;
+        setImmediate(flushDue);
       }
     }
   };
@@ -44,7 +52,7 @@ export function batchWrites(engine: EngineServer): void {
 
   engine.on("connection", (socket: EngineSocket) => {
     engineFlush ??= (Object.getPrototypeOf(socket) as { flush: Flush }).flush;
-    // An own property shadows Socket.prototype.flush, which sendPacket and the drain handler call.
+    // An own property shadows Socket.prototype.flush, which sendPacket and the transport's ready handler call.
     (socket as unknown as { flush: Flush }).flush = deferredFlush;
   });
 }
