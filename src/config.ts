@@ -38,7 +38,7 @@ const OPTIONS = {
   maxRoomsPerConnection: { schema: int(1, 10_000), default: "50", help: "rooms one connection may be in" },
   roomCapacity: { schema: int(0, 1_000_000), default: "0", help: "users per room, 0 = unlimited" },
   historyLimit: { schema: int(1, 1_000_000), default: "1000", help: "messages kept per room" },
-  historyTtl: { schema: Duration, default: "1d", help: "an idle room's history expires after this" },
+  historyTtl: { schema: Duration, default: "1d", help: "an idle room's history expires after this (over Redis up to 2 min later)" },
   messageRate: { schema: rate, default: "10", help: "messages per second per connection" },
   messageBurst: { schema: int(1, 1_000_000), default: "20", help: "messages at once per connection" },
   typingRate: { schema: rate, default: "2", help: "typing events per second per connection" },

@@ -152,6 +152,19 @@ describe("Redis broker: what publish.lua keeps in Redis", () => {
     for (const key of ["ttl:{r}:meta", "ttl:{r}:history"]) assert.ok((await pttl(key)) > expire - 5_000, key);
   });
 
+  it("refreshes the TTL when a process whose clock ran ahead left a keep beyond one interval", async () => {
+    const now = Date.now();
+    await bus.broker.publishMessage("k", draft(now, "a"));
+    // As if a process 1 h ahead had refreshed last: its keep would block refreshes for an hour.
+    await redis.client.sendCommand(["HSET", "ttl:{k}:meta", "keep", String(now + 3_600_000)]);
+    await redis.client.sendCommand(["PEXPIRE", "ttl:{k}:meta", "1000000"]);
+    await redis.client.sendCommand(["PEXPIRE", "ttl:{k}:history", "1000000"]);
+    await bus.broker.publishMessage("k", draft(now + 1_000, "b"));
+    const expire = HISTORY_TTL + 2 * 60_000;
+    for (const key of ["ttl:{k}:meta", "ttl:{k}:history"]) assert.ok((await pttl(key)) > expire - 5_000, key);
+    assert.equal(Number(await redis.client.sendCommand(["HGET", "ttl:{k}:meta", "keep"])), now + 1_000 + 60_000);
+  });
+
   it("stores each entry as published, trims to the limit, and history reads them back", async () => {
     for (let i = 0; i < 7; i++) await bus.broker.publishMessage("s", draft(Date.now(), `m${i}`));
     const stored = (await redis.client.sendCommand(["LRANGE", "ttl:{s}:history", "0", "-1"])) as string[];

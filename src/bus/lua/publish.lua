@@ -15,7 +15,7 @@
 -- Cost matters here: every chat message runs this. Redis CPU per message went mostly to Lua
 -- strings, argument tables and the overhead of each redis.call, so the common case is four
 -- calls (HINCRBY, HMGET, RPUSH, PUBLISH), one string built (the entry, stored and published as
--- is), and no number parsing (ts and keep compare as strings of equal length).
+-- is), and the TTL check is two comparisons and two tonumber calls.
 --
 -- Published and stored as 'm' .. epoch .. ' ' .. json: the epoch tells subscribers when the
 -- room's sequence started over (Redis lost its data), so they do not take seq 1 for a duplicate.
@@ -25,7 +25,8 @@
 -- EXPIRE_MS = HISTORY_TTL + 2 * REFRESH_MS and keep to ts + REFRESH_MS, so an active room
 -- refreshes once per REFRESH_MS, and its data expires between HISTORY_TTL and HISTORY_TTL +
 -- 2 * REFRESH_MS after its last message; never earlier while the clocks of the processes that
--- write the room differ by less than REFRESH_MS (ts is the sending process's clock).
+-- write the room differ by less than REFRESH_MS (ts is the sending process's clock). A process
+-- whose clock runs ahead costs extra refreshes, never an early expiry of an active room.
 if KEYS[3] then
   local prior = redis.call('GET', KEYS[3])
   if prior then
@@ -49,7 +50,9 @@ if redis.call('RPUSH', KEYS[2], entry) > __HISTORY_LIMIT__ then
   redis.call('LTRIM', KEYS[2], '-__HISTORY_LIMIT__', '-1')
 end
 local ts, keep = ARGV[2], meta[2]
-if not keep or #ts ~= #keep or ts > keep then
+-- A keep further ahead than one refresh was written by a process whose clock runs ahead: refresh
+-- then too, or the room would go unrefreshed while that process is quiet.
+if not keep or #ts ~= #keep or ts > keep or tonumber(keep) - tonumber(ts) > __REFRESH_MS__ then
   redis.call('PEXPIRE', KEYS[1], '__EXPIRE_MS__')
   redis.call('PEXPIRE', KEYS[2], '__EXPIRE_MS__')
   redis.call('HSET', KEYS[1], 'keep', string.format('%d', ts + __REFRESH_MS__))
