@@ -5,27 +5,24 @@ import type { RedisConnection } from "./redis-connection.js";
 import type { RedisKeys } from "./redis-keys.js";
 import { RedisScript, SCRIPTS } from "./redis-scripts.js";
 import { DEDUPE_WINDOW_MS } from "./broker.js";
+import { PublishAdmission } from "./publish-admission.js";
 
 export interface RedisBrokerOptions {
   logger: Logger;
   historyLimit: number;
   historyTtlMs: number;
+  /** A new message is refused while the oldest publish in flight has waited longer than this. */
+  maxPublishWaitMs: number;
 }
 
 type Listener = (payload: string) => void;
 
-/**
- * Publishes one process may have waiting on Redis. Past it a message is refused at once: under
- * overload, queueing more only made publishes outlive their timeout and answer `unavailable`
- * after all while Redis still stored them (the bench's saturate: 144k such acks, 28k of them
- * delivered anyway, and throughput collapsing to a quarter). At the knee a process has tens in
- * flight; a thousand is some 150 ms of backlog there, well inside the command timeout.
- */
-export const MAX_PUBLISHES_IN_FLIGHT = 1000;
+/** Publishes one process may have waiting on Redis, whatever their wait (see PublishAdmission). */
+export const MAX_PUBLISHES_IN_FLIGHT = 10_000;
 
 export class BusyError extends Error {
-  constructor() {
-    super(`more than ${MAX_PUBLISHES_IN_FLIGHT} publishes waiting on Redis`);
+  constructor(maxWaitMs: number) {
+    super(`Redis is not keeping up: a publish has waited over ${maxWaitMs} ms, or ${MAX_PUBLISHES_IN_FLIGHT} are waiting`);
   }
 }
 
@@ -47,7 +44,7 @@ export function ttlRefreshMs(historyTtlMs: number): number {
 export class RedisBroker implements Broker {
   private handler: BrokerEventHandler = () => {};
   private readonly listeners = new Map<string, Listener>();
-  private publishesInFlight = 0;
+  private readonly admission: PublishAdmission;
   private readonly publishScript: RedisScript;
   /** What the room's keys get as TTL when refreshed: HISTORY_TTL + 2 * ttlRefreshMs. */
   private readonly expireMs: number;
@@ -57,6 +54,7 @@ export class RedisBroker implements Broker {
     private readonly keys: RedisKeys,
     private readonly options: RedisBrokerOptions,
   ) {
+    this.admission = new PublishAdmission(options.maxPublishWaitMs, MAX_PUBLISHES_IN_FLIGHT);
     const refreshMs = ttlRefreshMs(options.historyTtlMs);
     this.expireMs = options.historyTtlMs + 2 * refreshMs;
     this.publishScript = new RedisScript("publish", {
@@ -97,12 +95,12 @@ export class RedisBroker implements Broker {
   }
 
   async publishMessage(room: string, draft: MessageDraft): Promise<ChatMessage> {
-    if (this.publishesInFlight >= MAX_PUBLISHES_IN_FLIGHT) throw new BusyError();
-    this.publishesInFlight++;
+    const ticket = this.admission.admit();
+    if (!ticket) throw new BusyError(this.options.maxPublishWaitMs);
     try {
       return await this.publishNow(room, draft);
     } finally {
-      this.publishesInFlight--;
+      this.admission.done(ticket);
     }
   }
 

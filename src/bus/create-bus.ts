@@ -31,7 +31,13 @@ export async function createBus(options: ChatOptions, nodeId: string, logger: Lo
   const presence = new RedisPresence(redis, keys, { nodeId, presenceTimeoutMs: options.presenceTimeout, logger });
   await presence.start();
   return {
-    broker: new RedisBroker(redis, keys, { historyLimit: options.historyLimit, historyTtlMs: options.historyTtl, logger }),
+    broker: new RedisBroker(redis, keys, {
+      historyLimit: options.historyLimit,
+      historyTtlMs: options.historyTtl,
+      // A quarter of the command timeout: a publish admitted then still has most of it to finish.
+      maxPublishWaitMs: Math.max(50, options.redisTimeout / 4),
+      logger,
+    }),
     presence,
     close: () => redis.close(),
   };
