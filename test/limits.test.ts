@@ -164,4 +164,18 @@ describe("MAX_BUFFERED_PACKETS", () => {
     const metrics = await (await fetch(`${fx.url}/metrics`)).text();
     assert.match(metrics, /^roomcast_slow_consumers_total 1$/m);
   });
+
+  it("keeps a connection that reads, through a burst of more packets than the limit in one turn", async () => {
+    const slowConsumers = async () => Number(/^roomcast_slow_consumers_total (\d+)$/m.exec(await (await fetch(`${fx.url}/metrics`)).text())?.[1]);
+    const closedBefore = await slowConsumers();
+    const bob = await fx.connect("bob");
+    const socket = fx.srv.server.io.of("/chat").sockets.get(bob.socket.id!);
+    assert.ok(socket);
+    // One synchronous burst (as a catch-up after a Redis outage sends): 50 packets, limit 20.
+    for (let i = 0; i < 50; i++) socket.emit("burst", i);
+    await bob.until(() => bob.events.filter((e) => e.event === "burst").length === 50, "the whole burst");
+    assert.deepEqual(bob.events.filter((e) => e.event === "burst").map((e) => e.payload), range(0, 49));
+    assert.ok(bob.socket.connected);
+    assert.equal(await slowConsumers(), closedBefore);
+  });
 });
