@@ -251,6 +251,12 @@ describe("terminal client, interactive under tmux", () => {
     await waitScreen("ann", "bob's message", (s) => /^\[tty\] \d\d:\d\d bob: hi ann$/m.test(s) && /tty> half typ$/m.test(s));
     await tmux("send-keys", "-t", "ann", "C-u");
 
+    // Others typing show in the prompt, and go when their message arrives.
+    bob.socket.emit("typing", { room: "tty" });
+    await waitScreen("ann", "bob typing", (s) => /^tty \(bob typing\)>\s*$/m.test(s));
+    await bob.sendOk("tty", "done typing");
+    await waitScreen("ann", "typing ends", (s) => /bob: done typing$/m.test(s) && /^tty>\s*$/m.test(s));
+
     await tmux("send-keys", "-t", "ann", "/who", "Enter");
     await waitScreen("ann", "/who", (s) => s.includes("* #tty: 2 members: ann (you), bob"));
     await tmux("send-keys", "-t", "ann", "/join side", "Enter");

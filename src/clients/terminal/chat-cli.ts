@@ -3,10 +3,10 @@
  * status lines); otherwise a filter for scripts: lines in are sent, messages out one per line.
  * The protocol, the rooms and reconnect recovery are the shared ChatClient's, as in the web page.
  */
-import { clearScreenDown, createInterface, moveCursor, type Interface } from "node:readline";
+import { clearLine, clearScreenDown, createInterface, cursorTo, moveCursor, type Interface } from "node:readline";
 import { HISTORY_MAX_LIMIT, ROOM_NAME_PATTERN } from "../../protocol.js";
 import { ChatClient, type ChatEvent, type Outcome } from "../shared/chat-client.js";
-import type { JoinOutcome, RoomState } from "../shared/room-state.js";
+import { TYPING_SHOW_MS, type JoinOutcome, type RoomState } from "../shared/room-state.js";
 import { ArgsError, CHAT_USAGE, parseChatArgs, type ChatArgs } from "./args.js";
 import { formatMessage, Printer, sanitize } from "./output.js";
 
@@ -48,6 +48,8 @@ class TerminalChat {
   private finished = false;
   private resolveRun!: (code: number) => void;
   private readonly timers: Array<ReturnType<typeof setTimeout>> = [];
+  /** Redraws the prompt when "X typing" runs out. */
+  private typingTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly args: ChatArgs,
@@ -118,6 +120,7 @@ class TerminalChat {
     if (this.finished) return;
     this.finished = true;
     for (const timer of this.timers) clearTimeout(timer);
+    clearTimeout(this.typingTimer);
     this.printer.attach(undefined);
     this.client.close();
     this.rl?.close();
@@ -267,6 +270,7 @@ class TerminalChat {
       case "messages":
         if (event.source === "history") break; // /history prints its own
         for (const m of event.messages) this.printer.out(formatMessage(m, !this.interactive));
+        if (event.room.name === this.current) this.showTyping(); // a message ends its sender's typing
         break;
       case "presence":
         this.info(`${sanitize(event.event.member.name)} ${event.event.event === "join" ? "joined" : "left"} #${event.room.name}`);
@@ -276,6 +280,8 @@ class TerminalChat {
         if (event.action === "connect") this.finish(1);
         break;
       case "typing":
+        if (event.room.name === this.current) this.showTyping();
+        break;
       case "pending":
       case "left":
         break;
@@ -319,8 +325,31 @@ class TerminalChat {
     this.printer.err(this.interactive ? `! ${text}` : `roomcast chat: ${text}`);
   }
 
+  /** `lobby> `, or `lobby (bob typing)> ` while others type in the current room. */
   private prompt(): string {
-    return this.current ? `${this.current}> ` : "> ";
+    if (!this.current) return "> ";
+    const names = this.client.rooms.get(this.current)?.typingNames(this.client.user?.id) ?? [];
+    if (names.length === 0) return `${this.current}> `;
+    const who = names.length <= 2 ? names.map(sanitize).join(", ") : `${names.length} people`;
+    return `${this.current} (${who} typing)> `;
+  }
+
+  /** Redraws the prompt with who is typing now, and again when that runs out. */
+  private showTyping(): void {
+    if (!this.interactive || !this.rl || this.finished) return;
+    const prompt = this.prompt();
+    clearTimeout(this.typingTimer);
+    if (prompt.endsWith(" typing)> ")) {
+      this.typingTimer = setTimeout(() => this.showTyping(), TYPING_SHOW_MS + 50);
+      this.typingTimer.unref();
+    }
+    if (prompt === this.rl.getPrompt()) return;
+    this.rl.setPrompt(prompt);
+    if (process.stdout.isTTY) {
+      clearLine(process.stdout, 0);
+      cursorTo(process.stdout, 0);
+      this.rl.prompt(true);
+    }
   }
 
   private reprompt(): void {
@@ -337,7 +366,7 @@ class TerminalChat {
   private eraseTypedLine(line: string): void {
     if (!process.stdout.isTTY || this.client.state !== "connected" || line.trim() === "" || (line.startsWith("/") && !line.startsWith("//"))) return;
     const columns = process.stdout.columns || 80;
-    const rows = Math.max(1, Math.ceil((this.prompt().length + line.length) / columns));
+    const rows = Math.max(1, Math.ceil(((this.rl?.getPrompt() ?? "").length + line.length) / columns));
     moveCursor(process.stdout, 0, -rows);
     clearScreenDown(process.stdout);
   }
