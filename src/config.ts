@@ -32,6 +32,7 @@ const OPTIONS = {
   port: { schema: int(0, 65535), default: "3000", help: "HTTP port" },
   host: { schema: z.string().min(1), default: "", help: "interface to bind (default: all)" },
   redisUrl: { schema: z.string().regex(/^rediss?:\/\//, "expected redis://host:port"), default: "", help: "Redis for scale-out; empty = in-memory bus" },
+  redisMode: { schema: oneOf("single", "cluster"), default: "single", help: "cluster: REDIS_URL is a node of a Redis Cluster; rooms spread over its shards (sharded pub/sub)" },
   redisPrefix: { schema: z.string().regex(/^[\w:.-]{1,64}$/, "expected 1-64 of A-Z a-z 0-9 _ : . -"), default: "roomcast:", help: "prefix of every Redis key and channel" },
   redisTimeout: { schema: Duration, default: "2s", help: "longest wait for one Redis command before answering unavailable" },
   maxMessageLength: { schema: int(1, 1_000_000), default: "4000", help: "characters per message" },

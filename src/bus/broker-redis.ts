@@ -62,6 +62,7 @@ export class RedisBroker implements Broker {
       EXPIRE_MS: this.expireMs,
       REFRESH_MS: refreshMs,
       DEDUPE_MS: DEDUPE_WINDOW_MS,
+      SHARDED: redis.sharded ? 1 : 0,
     });
   }
 
@@ -78,7 +79,7 @@ export class RedisBroker implements Broker {
     const listener: Listener = (payload) => this.dispatch(room, payload);
     this.listeners.set(room, listener);
     try {
-      await this.bounded(this.redis.client.subscribe(this.keys.channel(room), listener), "subscribe");
+      await this.bounded(this.redis.subscribe(this.keys.channel(room), listener), "subscribe");
     } catch (err) {
       await this.unsubscribe(room).catch(() => {});
       throw err;
@@ -91,7 +92,7 @@ export class RedisBroker implements Broker {
     this.listeners.delete(room);
     // node-redis drops the listener locally before it sends UNSUBSCRIBE, so even when this fails
     // (Redis down) the channel is not restored on reconnect.
-    await this.bounded(this.redis.client.unsubscribe(this.keys.channel(room), listener), "unsubscribe");
+    await this.bounded(this.redis.unsubscribe(this.keys.channel(room), listener), "unsubscribe");
   }
 
   async publishMessage(room: string, draft: MessageDraft): Promise<ChatMessage> {
@@ -110,7 +111,7 @@ export class RedisBroker implements Broker {
     const keys = [this.keys.meta(room), this.keys.history(room)];
     if (draft.clientMsgId !== undefined) keys.push(this.keys.sent(room, draft.from.id, draft.clientMsgId));
     const reply = await this.bounded(
-      this.publishScript.run<number | [number, string]>(this.redis.client, keys, [rest, draft.ts]),
+      this.publishScript.run<number | [number, string]>(this.redis, keys, [rest, draft.ts]),
       "publish",
     );
     if (!Array.isArray(reply)) return { seq: Number(reply), ...draft };
@@ -119,14 +120,14 @@ export class RedisBroker implements Broker {
 
   async publishEphemeral(room: string, event: EphemeralEvent): Promise<void> {
     const payload = (event.type === "presence" ? "p" : "t") + JSON.stringify({ event: event.event, origin: event.origin });
-    await this.bounded(this.redis.client.publish(this.keys.channel(room), payload), "publish");
+    await this.bounded(this.redis.publish(this.keys.channel(room), payload), "publish");
   }
 
   async history(room: string, query: HistoryQuery): Promise<HistoryPage> {
     const [mode, bound] = "after" in query ? ["a", String(query.after)] : ["b", query.before === undefined ? "" : String(query.before)];
     const [head, epoch, entries] = await this.bounded(
       SCRIPTS.history.run<[number, string, string[]]>(
-        this.redis.client,
+        this.redis,
         [this.keys.meta(room), this.keys.history(room)],
         [mode, bound, query.limit, this.expireMs],
       ),

@@ -25,7 +25,7 @@ export async function createBus(options: ChatOptions, nodeId: string, logger: Lo
       close: async () => {},
     };
   }
-  const redis = new RedisConnection({ url: options.redisUrl, logger, commandTimeoutMs: options.redisTimeout, name: `roomcast-${nodeId}` });
+  const redis = new RedisConnection({ url: options.redisUrl, mode: options.redisMode, logger, commandTimeoutMs: options.redisTimeout, name: `roomcast-${nodeId}` });
   await redis.connect(options.redisUrl);
   const keys = new RedisKeys(options.redisPrefix);
   const presence = new RedisPresence(redis, keys, { nodeId, presenceTimeoutMs: options.presenceTimeout, logger });

@@ -56,9 +56,9 @@ export class RedisPresence implements PresenceStore {
   async add(room: string, entry: PresenceEntry, capacity: number): Promise<AddResult> {
     const { nodeId } = this.options;
     // The process index is written first: if we die in between, the reaper finds nothing to undo.
-    await this.bounded(this.redis.client.hSet(this.keys.nodeEntries(nodeId), indexField(room, entry.connId), entry.user.id), "presence index");
+    await this.bounded(this.redis.commands.hSet(this.keys.nodeEntries(nodeId), indexField(room, entry.connId), entry.user.id), "presence index");
     const [admitted, first, flat] = await this.bounded(
-      SCRIPTS.presenceAdd.run<[number, number, string[]]>(this.redis.client, this.roomKeys(room), [
+      SCRIPTS.presenceAdd.run<[number, number, string[]]>(this.redis, this.roomKeys(room), [
         entry.user.id,
         entry.user.name,
         this.keys.connKey(nodeId, entry.connId),
@@ -67,7 +67,7 @@ export class RedisPresence implements PresenceStore {
       "presence add",
     );
     if (!admitted) {
-      await this.redis.client.hDel(this.keys.nodeEntries(nodeId), indexField(room, entry.connId)).catch(() => {});
+      await this.redis.commands.hDel(this.keys.nodeEntries(nodeId), indexField(room, entry.connId)).catch(() => {});
       return { ok: false, reason: "room_full" };
     }
     this.local.set(indexField(room, entry.connId), { room, entry });
@@ -90,22 +90,22 @@ export class RedisPresence implements PresenceStore {
 
   private async removeNow(room: string, entry: PresenceEntry): Promise<RemoveResult> {
     const reply = await this.bounded(
-      SCRIPTS.presenceRemove.run<RemoveReply>(this.redis.client, this.roomKeys(room), [this.keys.connKey(this.options.nodeId, entry.connId)]),
+      SCRIPTS.presenceRemove.run<RemoveReply>(this.redis, this.roomKeys(room), [this.keys.connKey(this.options.nodeId, entry.connId)]),
       "presence remove",
     );
-    await this.bounded(this.redis.client.hDel(this.keys.nodeEntries(this.options.nodeId), indexField(room, entry.connId)), "presence index");
+    await this.bounded(this.redis.commands.hDel(this.keys.nodeEntries(this.options.nodeId), indexField(room, entry.connId)), "presence index");
     return reply !== null && Number(reply[0]) === 1 ? { lastOfUser: true, member: { id: reply[1], name: reply[2] } } : { lastOfUser: false };
   }
 
   async members(room: string): Promise<Member[]> {
-    const users = await this.bounded(this.redis.client.hGetAll(this.keys.users(room)), "members");
+    const users = await this.bounded(this.redis.commands.hGetAll(this.keys.users(room)), "members");
     return Object.entries(users).map(([id, name]) => ({ id, name }));
   }
 
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
-    await this.redis.client.zRem(this.keys.nodes(), this.options.nodeId).catch(() => {});
+    await this.redis.commands.zRem(this.keys.nodes(), this.options.nodeId).catch(() => {});
   }
 
   private async tick(): Promise<void> {
@@ -127,23 +127,23 @@ export class RedisPresence implements PresenceStore {
   /** Returns true when this process was missing from the set: a survivor reaped it as dead. */
   private async heartbeat(): Promise<boolean> {
     const expiresAt = Date.now() + Math.floor(this.options.presenceTimeoutMs / 2);
-    const added = await this.bounded(this.redis.client.zAdd(this.keys.nodes(), { score: expiresAt, value: this.options.nodeId }), "heartbeat");
+    const added = await this.bounded(this.redis.commands.zAdd(this.keys.nodes(), { score: expiresAt, value: this.options.nodeId }), "heartbeat");
     return Number(added) === 1 && this.started;
   }
 
   /** Removes the entries of every process whose heartbeat expired, reporting who left. */
   private async reap(): Promise<void> {
-    const commands = this.redis.client;
+    const commands = this.redis.commands;
     const now = Date.now();
     const expired = await this.bounded(commands.zRangeByScore(this.keys.nodes(), "-inf", now), "reap");
     for (const nodeId of expired) {
       if (nodeId === this.options.nodeId) continue;
-      const claimed = await SCRIPTS.claimNode.run<number>(commands, [this.keys.nodes()], [nodeId, now, this.options.presenceTimeoutMs]);
+      const claimed = await SCRIPTS.claimNode.run<number>(this.redis, [this.keys.nodes()], [nodeId, now, this.options.presenceTimeoutMs]);
       if (!claimed) continue;
       const entries = await commands.hGetAll(this.keys.nodeEntries(nodeId));
       for (const field of Object.keys(entries)) {
         const [room, connId] = field.split("\n") as [string, string];
-        const reply = await SCRIPTS.presenceRemove.run<RemoveReply>(commands, this.roomKeys(room), [this.keys.connKey(nodeId, connId)]);
+        const reply = await SCRIPTS.presenceRemove.run<RemoveReply>(this.redis, this.roomKeys(room), [this.keys.connKey(nodeId, connId)]);
         if (reply && Number(reply[0]) === 1) this.handler(room, "leave", { id: reply[1], name: reply[2] });
         await commands.hDel(this.keys.nodeEntries(nodeId), field);
       }
@@ -166,11 +166,11 @@ export class RedisPresence implements PresenceStore {
       await this.heartbeat();
       await this.retryOrphans();
       for (const [field, { room, entry }] of [...this.local]) {
-        await this.bounded(this.redis.client.hSet(this.keys.nodeEntries(this.options.nodeId), field, entry.user.id), "presence index");
+        await this.bounded(this.redis.commands.hSet(this.keys.nodeEntries(this.options.nodeId), field, entry.user.id), "presence index");
         // Removed while we were awaiting: re-adding it now would leave a ghost. Commands on the one
         // connection run in order, so a removal sent after this check runs after the add.
         if (!this.local.has(field)) continue;
-        const [, first] = await SCRIPTS.presenceAdd.run<[number, number, string[]]>(this.redis.client, this.roomKeys(room), [
+        const [, first] = await SCRIPTS.presenceAdd.run<[number, number, string[]]>(this.redis, this.roomKeys(room), [
           entry.user.id,
           entry.user.name,
           this.keys.connKey(this.options.nodeId, entry.connId),

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { RedisClientType } from "@redis/client";
+import type { RedisConnection } from "./redis-connection.js";
 
 // Lua lives in its own files (src/bus/lua); the build copies them next to the compiled code.
 const LUA_DIR = new URL("./lua/", import.meta.url);
@@ -29,13 +29,14 @@ export class RedisScript {
     this.sha = createHash("sha1").update(this.source).digest("hex");
   }
 
-  async run<T>(client: RedisClientType, keys: string[], args: Array<string | number>): Promise<T> {
+  /** Every key must share the first one's slot (a room's keys do: hash tag {room}). */
+  async run<T>(redis: RedisConnection, keys: string[], args: Array<string | number>): Promise<T> {
     const tail = [String(keys.length), ...keys, ...args.map(String)];
     try {
-      return (await client.sendCommand(["EVALSHA", this.sha, ...tail])) as T;
+      return await redis.send<T>(keys[0]!, ["EVALSHA", this.sha, ...tail]);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
-      return (await client.sendCommand(["EVAL", this.source, ...tail])) as T;
+      return await redis.send<T>(keys[0]!, ["EVAL", this.source, ...tail]);
     }
   }
 }

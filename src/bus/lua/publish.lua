@@ -8,7 +8,8 @@
 -- ARGV[2] the message's ts, ms since 1970 (13 digits)
 -- Returns seq, or { seq, ts } of the original when KEYS[3] says this is a resend.
 --
--- __HISTORY_LIMIT__, __EXPIRE_MS__, __REFRESH_MS__ and __DEDUPE_MS__ are replaced by numbers when
+-- __HISTORY_LIMIT__, __EXPIRE_MS__, __REFRESH_MS__, __DEDUPE_MS__ and __SHARDED__ (1 on a Redis
+-- Cluster: publish with SPUBLISH to the room's sharded channel) are replaced by numbers when
 -- the broker loads the script (RedisScript's constants): constants in the source cost nothing
 -- per call, where every argument is one more Lua string and table slot per message.
 --
@@ -57,6 +58,7 @@ if not keep or #ts ~= #keep or ts > keep or tonumber(keep) - tonumber(ts) > __RE
   redis.call('PEXPIRE', KEYS[2], '__EXPIRE_MS__')
   redis.call('HSET', KEYS[1], 'keep', string.format('%d', ts + __REFRESH_MS__))
 end
-redis.call('PUBLISH', KEYS[2], entry)
+-- On a Redis Cluster the channel is a sharded one, on the room's shard (SHARDED = 1).
+redis.call(__SHARDED__ == 1 and 'SPUBLISH' or 'PUBLISH', KEYS[2], entry)
 if KEYS[3] then redis.call('SET', KEYS[3], seq .. ':' .. ts, 'PX', '__DEDUPE_MS__') end
 return seq

@@ -1,0 +1,118 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { TestClient } from "./helpers/client.js";
+import { UNLIMITED_RATE } from "./helpers/fixture.js";
+import { RedisClusterNodes } from "./helpers/redis-cluster-nodes.js";
+import { startServer, type RunningServer } from "./helpers/server.js";
+
+/**
+ * Two roomcast processes on a real three-master Redis Cluster (REDIS_MODE=cluster): rooms spread
+ * over the shards, each room's channel a sharded channel on its own shard.
+ */
+describe("Redis Cluster with sharded pub/sub", () => {
+  let nodes: RedisClusterNodes;
+  const servers: RunningServer[] = [];
+  const clients: TestClient[] = [];
+  const connect = async (server: number, name: string) => {
+    const client = await TestClient.connect(servers[server]!.url, { name });
+    clients.push(client);
+    return client;
+  };
+
+  before(async () => {
+    nodes = await RedisClusterNodes.start();
+    for (const nodeId of ["s1", "s2"]) {
+      servers.push(await startServer({ ...UNLIMITED_RATE, redisUrl: nodes.url, redisMode: "cluster", redisPrefix: "sh:", nodeId, presenceTimeout: 2000, roomCapacity: 0 }));
+    }
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    for (const s of servers) await s.close();
+    await nodes.stop();
+  });
+
+  it("delivers every room's messages across processes, in order, with rooms on every shard", async () => {
+    // Rooms whose hash tags land on each of the three masters.
+    const rooms: string[] = [];
+    const shardsUsed = new Set<number>();
+    for (let i = 0; shardsUsed.size < 3 || rooms.length < 6; i++) {
+      const room = `room${i}`;
+      const shard = await nodes.nodeOf(`sh:{${room}}:history`);
+      if (!shardsUsed.has(shard) || rooms.length < 6) {
+        shardsUsed.add(shard);
+        rooms.push(room);
+      }
+    }
+    const ann = await connect(0, "ann");
+    const bob = await connect(1, "bob");
+    for (const room of rooms) {
+      await ann.joinOk(room);
+      await bob.joinOk(room);
+    }
+    for (let n = 0; n < 5; n++) for (const room of rooms) await ann.sendOk(room, `${room}-${n}`);
+    for (const room of rooms) {
+      await bob.until(() => bob.messagesIn(room).length === 5, `bob gets ${room}`);
+      assert.deepEqual(bob.messagesIn(room).map((m) => [m.seq, m.text]), [1, 2, 3, 4, 5].map((s) => [s, `${room}-${s - 1}`]));
+    }
+    // Sharded channels, each on its room's shard; no classic channel and no pattern anywhere.
+    for (const room of rooms) {
+      const shard = await nodes.nodeOf(`sh:{${room}}:history`);
+      const channels = (await nodes.clients[shard]!.sendCommand(["PUBSUB", "SHARDCHANNELS", `sh:{${room}}:*`])) as string[];
+      assert.deepEqual(channels, [`sh:{${room}}:history`]);
+    }
+    for (const client of nodes.clients) {
+      assert.deepEqual(await client.sendCommand(["PUBSUB", "CHANNELS"]), []);
+      assert.equal(Number(await client.sendCommand(["PUBSUB", "NUMPAT"])), 0);
+    }
+    const page = await bob.history(rooms[0]!, { limit: 10 });
+    assert.ok(page.ok);
+    assert.deepEqual(page.messages.map((m) => m.seq), [1, 2, 3, 4, 5]);
+  });
+
+  it("keeps presence and typing across processes, and the leave of a process that stops", async () => {
+    const cat = await connect(0, "cat");
+    const dan = await connect(1, "dan");
+    await cat.joinOk("presence-room");
+    const joined = await dan.joinOk("presence-room");
+    assert.deepEqual(joined.members.map((m) => m.name).sort(), ["cat", "dan"]);
+    await cat.until(() => cat.received("presence").some((p) => (p as { member: { name: string } }).member.name === "dan"), "dan's join");
+    dan.socket.emit("typing", { room: "presence-room" });
+    await cat.until(() => cat.received("typing").length === 1, "dan typing");
+    dan.close();
+    await cat.until(() => cat.received("presence").filter((p) => (p as { event: string }).event === "leave").length === 1, "dan's leave");
+  });
+
+  it("closes the gap when a shard drops the subscriber connection while messages flow", async () => {
+    const ivy = await connect(0, "ivy");
+    const jon = await connect(1, "jon");
+    await ivy.joinOk("flaky");
+    await jon.joinOk("flaky");
+    const shard = nodes.clients[await nodes.nodeOf("sh:{flaky}:history")]!;
+    await ivy.sendOk("flaky", "before");
+    await jon.until(() => jon.messagesIn("flaky").length === 1, "the first message");
+    // Drops every process's sharded subscriber connection on that shard; node-redis reconnects.
+    const killed = Number(await shard.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"]));
+    assert.ok(killed >= 2, `both processes' subscriber connections (${killed})`);
+    for (let i = 0; i < 10; i++) await ivy.sendOk("flaky", `during ${i}`);
+    await jon.until(() => jon.messagesIn("flaky").length === 11, "every message, the missed ones from history", 10_000);
+    assert.deepEqual(jon.messagesIn("flaky").map((m) => m.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    await ivy.sendOk("flaky", "after");
+    await jon.until(() => jon.messagesIn("flaky").length === 12, "live again");
+  });
+
+  it("holds a room's capacity across processes", async () => {
+    const capped = [];
+    for (const nodeId of ["s3", "s4"]) {
+      capped.push(await startServer({ ...UNLIMITED_RATE, redisUrl: nodes.url, redisMode: "cluster", redisPrefix: "sh:", nodeId, roomCapacity: 2 }));
+    }
+    servers.push(...capped);
+    const eve = await TestClient.connect(capped[0]!.url, { name: "eve" });
+    const fay = await TestClient.connect(capped[1]!.url, { name: "fay" });
+    const gus = await TestClient.connect(capped[1]!.url, { name: "gus" });
+    clients.push(eve, fay, gus);
+    await eve.joinOk("pair");
+    await fay.joinOk("pair");
+    const third = await gus.join("pair");
+    assert.equal(!third.ok && third.error.code, "room_full");
+  });
+});
