@@ -86,17 +86,33 @@ export class RedisConnection {
       down = false;
     };
     if (this.sharded) {
-      this.cluster = createCluster({ rootNodes: [{ url }], defaults: { ...clientOptions, name: options.name } }) as unknown as RedisClusterType;
+      // node-redis gives discovered nodes only `defaults` (the seed's URL is not inherited), and
+      // takes RESP and commandOptions from the top level: set both places.
+      const seed = new URL(url);
+      const defaults = {
+        ...clientOptions,
+        name: options.name,
+        ...(seed.username && { username: decodeURIComponent(seed.username) }),
+        ...(seed.password && { password: decodeURIComponent(seed.password) }),
+        socket: { ...clientOptions.socket, ...(seed.protocol === "rediss:" && { tls: true as const }) },
+      };
+      this.cluster = createCluster({ rootNodes: [{ url }], defaults, RESP: 3, commandOptions: { timeout: 0 } }) as unknown as RedisClusterType;
       this.cluster.on("error", onError);
       this.cluster.on("node-error", onError);
-      // A node's connection (commands or a shard's subscriptions) coming back may have lost pushes
-      // of the rooms on that shard. node-ready also fires for a connection opened for the first
-      // time (a shard's first subscription), which lost nothing: only one that was reconnecting counts.
-      const reconnecting = new Set<string>();
-      const nodeOf = (info: { host: string; port: number }): string => `${info.host}:${info.port}`;
-      this.cluster.on("node-reconnecting", (info: { host: string; port: number }) => reconnecting.add(nodeOf(info)));
-      this.cluster.on("node-ready", (info: { host: string; port: number }) => {
-        if (reconnecting.delete(nodeOf(info))) onReady();
+      // A node connection that becomes ready may follow lost pushes: a reconnect, a failover, a
+      // subscription moved to another shard (node-redis resubscribes before it reports ready).
+      // Each counts as a reconnect, coalesced: every room catches up from history once.
+      let resync: NodeJS.Timeout | undefined;
+      const scheduleResync = (): void => {
+        if (!everReady) return;
+        clearTimeout(resync);
+        resync = setTimeout(onReady, 100);
+        resync.unref();
+      };
+      this.cluster.on("node-ready", scheduleResync);
+      this.cluster.on("sharded-channel-moved-error", (err: unknown, channel: string) => {
+        logger.error({ err, channel }, "a room's subscription could not follow its slot to another shard");
+        scheduleResync();
       });
       this.cluster.on("connect", () => (everReady = true));
       this.commands = this.cluster as unknown as RedisCommands;
@@ -150,8 +166,11 @@ export class RedisConnection {
     return this.deadlines.bound(promise, what);
   }
 
+  /** Single node: its connection is ready. Cluster: every master's connection (and subscriber) is. */
   isReady(): boolean {
-    return this.single ? this.single.isReady : this.cluster!.isReady;
+    if (this.single) return this.single.isReady;
+    const cluster = this.cluster!;
+    return cluster.isReady && cluster.masters.every((m) => (m.client?.isReady ?? false) && (!m.pubSub || m.pubSub.connectPromise !== undefined || m.pubSub.client.isReady));
   }
 
   async close(): Promise<void> {

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { createClient, type RedisClientType } from "@redis/client";
 import { waitUntilAsync } from "./client.js";
+import { createServer } from "node:net";
 import { freePort, killOnExit } from "./redis.js";
 
 const exec = promisify(execFile);
@@ -29,7 +30,7 @@ export class RedisClusterNodes {
     while (ports.length < masters) {
       // A cluster node also listens on port + 10000: both must be free.
       const port = await freePort();
-      if (port < 55_000 && !ports.includes(port)) ports.push(port);
+      if (port < 55_000 && !ports.includes(port) && (await isFree(port + 10_000))) ports.push(port);
     }
     const nodes = new RedisClusterNodes(ports);
     for (const port of ports) {
@@ -69,9 +70,25 @@ export class RedisClusterNodes {
     return this.ports.indexOf(Number(range[2][1]));
   }
 
+  /** SIGKILLs one node: its shard is down until the test ends. */
+  async kill(index: number): Promise<void> {
+    const child = this.children[index]!;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGKILL");
+    await exited;
+  }
+
   async stop(): Promise<void> {
     await Promise.all(this.clients.map((c) => c.close().catch(() => {})));
     for (const child of this.children) child.kill("SIGKILL");
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once("error", () => resolve(false));
+    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(true)));
+  });
 }
