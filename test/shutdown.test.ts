@@ -1,23 +1,14 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { createServer } from "node:net";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { createChatServer } from "../src/server.js";
 import { TestClient, waitUntil } from "./helpers/client.js";
+import { freePort, RedisProcess } from "./helpers/redis.js";
+import { startServer } from "./helpers/server.js";
 
 const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  probe.listen(0, "127.0.0.1");
-  await once(probe, "listening");
-  const { port } = probe.address() as { port: number };
-  probe.close();
-  await once(probe, "close");
-  return port;
-}
 
 /** Starts `roomcast` as its own process and resolves once it logged that it listens. */
 async function startProcess(port: number): Promise<{ child: ChildProcess; output: () => string }> {
@@ -80,3 +71,27 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     });
   });
 }
+
+describe("graceful shutdown with a join in flight", () => {
+  it("lets the join roll back before leaving Redis: no presence entry outlives the process", async () => {
+    const redis = await RedisProcess.start();
+    try {
+      const srv = await startServer({ redisUrl: redis.url, redisPrefix: "bye:", redisTimeout: 5000, nodeId: "leaving" });
+      const ann = await TestClient.connect(srv.url, { name: "ann" });
+      redis.pause();
+      // The join waits on the stalled Redis while the server starts to close.
+      const join = ann.join("inflight").catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const closed = srv.close();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      redis.resume();
+      await closed;
+      await join;
+      for (const key of ["bye:{inflight}:users", "bye:{inflight}:conns", "bye:node:{leaving}:entries"]) {
+        assert.deepEqual(await redis.client.hGetAll(key), {}, key);
+      }
+    } finally {
+      await redis.stop();
+    }
+  });
+});

@@ -98,6 +98,13 @@ export class Session implements PresenceEntry {
   }
 
   /** The rooms joined (not those still being joined). */
+  private pendingJoins(): Array<Promise<boolean>> {
+    const pending: Array<Promise<boolean>> = [];
+    const list = this.memberships ?? [];
+    for (let i = 1; i < list.length; i += 2) if (list[i] !== true) pending.push(list[i] as Promise<boolean>);
+    return pending;
+  }
+
   private joinedRooms(): string[] {
     const rooms: string[] = [];
     const list = this.memberships ?? [];
@@ -197,6 +204,9 @@ export class Session implements PresenceEntry {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      // Joins in flight finish first: they see the session closed and roll themselves back, and
+      // none may add presence after the process has left Redis (nothing would ever reap it).
+      await Promise.allSettled(this.pendingJoins());
       await Promise.allSettled(this.joinedRooms().map((room) => this.exit(room)));
       this.onClosed(this);
     })();
