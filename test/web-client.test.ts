@@ -122,6 +122,61 @@ describe("web client in headless Chromium", () => {
     assert.equal(await bob.page.isVisible("#empty"), true, "with no room left the page offers to join one");
   });
 
+  it("notifies of messages while the tab is in the background, once turned on with the bell, and remembers it", async () => {
+    const ann = await openAt(`${srv.url}/`);
+    await ann.context.grantPermissions(["notifications"], { origin: srv.url });
+    // Records what the page asks the real Notification API to show, and lets the test put the tab
+    // in the background (headless Chromium keeps every page visible).
+    await ann.page.addInitScript(() => {
+      const w = window as unknown as { __notes: Array<{ title: string; body?: string; tag?: string }>; __setHidden: (h: boolean) => void };
+      w.__notes = [];
+      const Real = window.Notification;
+      window.Notification = class extends Real {
+        constructor(title: string, options?: NotificationOptions) {
+          super(title, options);
+          w.__notes.push({ title, body: options?.body, tag: options?.tag });
+        }
+      } as typeof Notification;
+      let hidden = false;
+      Object.defineProperty(Document.prototype, "hidden", { get: () => hidden, configurable: true });
+      w.__setHidden = (h) => {
+        hidden = h;
+        document.dispatchEvent(new Event("visibilitychange"));
+      };
+    });
+    await ann.page.reload();
+    await ann.enter("ann", "bell");
+    const bob = await connect("bob");
+    await bob.joinOk("bell");
+    const notes = () => ann.page.evaluate(() => (window as unknown as { __notes: unknown[] }).__notes);
+    const setHidden = (hidden: boolean) => ann.page.evaluate((h) => (window as unknown as { __setHidden: (h: boolean) => void }).__setHidden(h), hidden);
+
+    assert.equal(await ann.page.getAttribute("#notify-toggle", "aria-pressed"), "false");
+    await setHidden(true);
+    await bob.sendOk("bell", "not asked for yet");
+    await ann.waitTexts(["not asked for yet"]);
+    await ann.page.click("#notify-toggle");
+    assert.equal(await ann.page.getAttribute("#notify-toggle", "aria-pressed"), "true");
+    await setHidden(false);
+    await bob.sendOk("bell", "while you look");
+    await ann.waitTexts(["not asked for yet", "while you look"]);
+    await setHidden(true);
+    await bob.sendOk("bell", "hello in the background");
+    await ann.page.waitForFunction(() => (window as unknown as { __notes: unknown[] }).__notes.length > 0);
+    assert.deepEqual(await notes(), [{ title: "bob in #bell", body: "hello in the background", tag: "roomcast-bell" }]);
+
+    // Remembered across a reload; the bell turns it off again.
+    await ann.page.reload();
+    await ann.waitJoined("bell");
+    assert.equal(await ann.page.getAttribute("#notify-toggle", "aria-pressed"), "true");
+    await ann.page.click("#notify-toggle");
+    await setHidden(true);
+    await bob.sendOk("bell", "after turning it off");
+    await ann.waitText(".timeline.active .msg .text", "after turning it off");
+    assert.deepEqual(await notes(), []);
+    assert.deepEqual(ann.errors, []);
+  });
+
   it("renders message text and names as text, never as HTML", async () => {
     const xss = "<img src=x onerror=alert(1)>";
     const eve = await open("<b>eve</b>", "xss");

@@ -8,6 +8,7 @@ import { describeError } from "../shared/format.js";
 import type { RoomState } from "../shared/room-state.js";
 import { byId, el } from "./dom.js";
 import { rememberedPrefs, roomsFor, savePrefs, saveToken, sessionPrefs, sessionToken, type Prefs } from "./prefs.js";
+import { Notifier } from "./notifier.js";
 import { SidebarView } from "./sidebar-view.js";
 import { TimelineView } from "./timeline-view.js";
 
@@ -35,6 +36,7 @@ class ChatPage {
   private readonly dirty = new Map<string, boolean>();
   private chromeDirty = false;
   private typingTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly notifier = new Notifier(byId<HTMLButtonElement>("notify-toggle"), (room) => this.switchTo(room));
 
   private readonly timelines = byId("timelines");
   private readonly input = byId<HTMLTextAreaElement>("input");
@@ -78,7 +80,11 @@ class ChatPage {
         this.removeRoom(event.room.name);
         break;
       case "messages":
-        if (event.source === "live") this.countUnread(event.room, event.messages.filter((m) => !this.client.selfIds.has(m.from.id)).length);
+        if (event.source === "live") {
+          const fromOthers = event.messages.filter((m) => !this.client.selfIds.has(m.from.id));
+          this.countUnread(event.room, fromOthers.length);
+          this.notifier.arrived(event.room.name, fromOthers);
+        }
         this.markDirty(event.room.name, event.source === "history");
         break;
       case "presence":
