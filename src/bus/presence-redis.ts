@@ -83,7 +83,8 @@ export class RedisPresence implements PresenceStore {
       this.orphans.delete(field);
       return result;
     } catch (err) {
-      this.orphans.set(field, { room, entry });
+      // Only what the retry needs: the entry may be a whole closed Session.
+      this.orphans.set(field, { room, entry: { connId: entry.connId, user: entry.user } });
       throw err;
     }
   }
