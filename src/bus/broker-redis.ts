@@ -17,8 +17,14 @@ export interface RedisBrokerOptions {
 
 type Listener = (payload: string) => void;
 
-/** Publishes one process may have waiting on Redis, whatever their wait (see PublishAdmission). */
-export const MAX_PUBLISHES_IN_FLIGHT = 10_000;
+/**
+ * Publishes one process may have waiting on Redis, whatever their wait (see PublishAdmission). At
+ * the knee a process has tens in flight; a thousand is about 110 ms of backlog at 9,000 messages/s
+ * per process. With only the wait as the bound (10,000 here), deep overload let the backlog grow
+ * until publishes outlived REDIS_TIMEOUT and were delivered after an error ack (3,757 of them at
+ * 36,000 deliveries/s offered, run 2026-11-25-0041); with this count they are refused first.
+ */
+export const MAX_PUBLISHES_IN_FLIGHT = 1000;
 
 export class BusyError extends Error {
   constructor(maxWaitMs: number) {

@@ -11,10 +11,8 @@ export interface Ticket {
  * anyway, and throughput collapsing to a quarter). So a new message is refused at once while the
  * oldest publish in flight has waited longer than `maxWaitMs` (Redis, or this process, is past
  * what it can take: the sender hears `unavailable` now, not after the timeout), or while
- * `maxInFlight` wait (a bound on memory, whatever the latency).
- *
- * The wait, not a count: a count of a thousand refused messages at 36,000 deliveries/s with p99
- * still under 500 ms, yet stands for seconds of backlog on a slower Redis.
+ * `maxInFlight` wait. The wait covers a slow Redis, where a count stands for seconds of backlog;
+ * the count covers a fast one under a flood, where the backlog grows faster than the oldest ages.
  */
 export class PublishAdmission {
   private readonly waiting: Ticket[] = [];
