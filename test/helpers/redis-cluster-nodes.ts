@@ -10,35 +10,59 @@ import { freePort, killOnExit } from "./redis.js";
 
 const exec = promisify(execFile);
 
+export interface ClusterOptions {
+  /** Replicas per master (0: none, the default). */
+  replicas?: number;
+  /** cluster-node-timeout: how long a node must be unreachable before it counts as failing. */
+  nodeTimeoutMs?: number;
+}
+
+/** One line of CLUSTER NODES. */
+interface NodeLine {
+  id: string;
+  port: number;
+  flags: string[];
+  masterId: string;
+  slots: string[];
+}
+
 /**
- * A real Redis Cluster of the test's own: three masters (no replicas) on free loopback ports,
+ * A real Redis Cluster of the test's own: masters (and optionally replicas) on free loopback ports,
  * joined by `redis-cli --cluster create`. Fails loudly when redis-server or redis-cli is missing.
+ * With replicas, start() returns only once every replica is in sync with its master, so that a
+ * test killing a master finds a replica able (and allowed) to take over.
  */
 export class RedisClusterNodes {
   private readonly children: ChildProcess[] = [];
   readonly clients: RedisClientType[] = [];
+  private readonly dead = new Set<number>();
   private readonly dir = mkdtempSync(join(tmpdir(), "roomcast-cluster-"));
 
   private constructor(readonly ports: number[]) {}
 
-  static async start(masters = 3): Promise<RedisClusterNodes> {
+  static async start(masters = 3, options: ClusterOptions = {}): Promise<RedisClusterNodes> {
+    const replicas = options.replicas ?? 0;
     for (const tool of ["redis-server", "redis-cli"]) {
       const found = spawnSync(tool, ["--version"]);
       if (found.error || found.status !== 0) throw new Error(`${tool} is not installed: the Redis Cluster tests need it (apt-get install redis-server)`);
     }
     const ports: number[] = [];
-    while (ports.length < masters) {
+    while (ports.length < masters * (1 + replicas)) {
       // A cluster node also listens on port + 10000: both must be free.
       const port = await freePort();
       if (port < 55_000 && !ports.includes(port) && (await isFree(port + 10_000))) ports.push(port);
     }
     const nodes = new RedisClusterNodes(ports);
     for (const port of ports) {
-      const child = spawn(
-        "redis-server",
-        ["--port", String(port), "--bind", "127.0.0.1", "--dir", nodes.dir, "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`, "--save", "", "--appendonly", "no", "--loglevel", "warning"],
-        { stdio: "ignore" },
-      );
+      const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", nodes.dir, "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`, "--save", "", "--appendonly", "no", "--loglevel", "warning"];
+      if (options.nodeTimeoutMs !== undefined) args.push("--cluster-node-timeout", String(options.nodeTimeoutMs));
+      if (replicas > 0) {
+        // A replica never refuses to take over because its data looks old (the default factor 10
+        // does, after a long enough link loss); and the first sync starts at once instead of
+        // Redis 7's 5 s wait for more replicas to share a diskless transfer.
+        args.push("--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0");
+      }
+      const child = spawn("redis-server", args, { stdio: "ignore" });
       killOnExit(child);
       nodes.children.push(child);
     }
@@ -48,12 +72,25 @@ export class RedisClusterNodes {
       await waitUntilAsync(async () => client.connect().then(() => true, () => false), `cluster node ${port} up`);
       nodes.clients.push(client);
     }
-    await exec("redis-cli", ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "0", "--cluster-yes"]);
+    await exec("redis-cli", ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", String(replicas), "--cluster-yes"]);
     await waitUntilAsync(async () => {
       const infos = await Promise.all(nodes.clients.map((c) => c.sendCommand(["CLUSTER", "INFO"]) as Promise<string>));
       return infos.every((info) => info.includes("cluster_state:ok"));
     }, "cluster_state:ok on every node", 20_000);
+    if (replicas > 0) await nodes.waitForReplicas(masters * replicas);
     return nodes;
+  }
+
+  /** Every node sees `count` replicas, each with a master, and every replica's link is up. */
+  private async waitForReplicas(count: number): Promise<void> {
+    await waitUntilAsync(async () => {
+      for (const client of this.clients) {
+        const lines = await this.clusterNodes(client);
+        if (lines.filter((n) => n.flags.includes("slave") && n.masterId !== "-").length !== count) return false;
+      }
+      const infos = await Promise.all(this.clients.map((c) => c.sendCommand(["INFO", "replication"]) as Promise<string>));
+      return infos.filter((info) => info.includes("role:slave") && info.includes("master_link_status:up")).length === count;
+    }, `${count} replicas attached and in sync`, 20_000);
   }
 
   /** A seed node's URL: the cluster client discovers the others from it. */
@@ -61,27 +98,73 @@ export class RedisClusterNodes {
     return `redis://127.0.0.1:${this.ports[0]}`;
   }
 
-  /** The index (in `ports`) of the node serving `key`'s slot. */
+  /** A client of a node that has not been killed. */
+  get survivor(): RedisClientType {
+    const index = this.ports.findIndex((_, i) => !this.dead.has(i));
+    return this.clients[index]!;
+  }
+
+  /** The index (in `ports`) of the node serving `key`'s slot, as a live node sees it. */
   async nodeOf(key: string): Promise<number> {
-    const slot = Number(await this.clients[0]!.sendCommand(["CLUSTER", "KEYSLOT", key]));
-    const ranges = (await this.clients[0]!.sendCommand(["CLUSTER", "SLOTS"])) as Array<[number, number, [string, number, ...unknown[]]]>;
+    const client = this.survivor;
+    const slot = Number(await client.sendCommand(["CLUSTER", "KEYSLOT", key]));
+    const ranges = (await client.sendCommand(["CLUSTER", "SLOTS"])) as Array<[number, number, [string, number, ...unknown[]]]>;
     const range = ranges.find(([from, to]) => slot >= Number(from) && slot <= Number(to));
     if (!range) throw new Error(`no node owns slot ${slot}`);
     return this.ports.indexOf(Number(range[2][1]));
   }
 
-  /** SIGKILLs one node: its shard is down until the test ends. */
+  /** The index of the replica of the master at `index`. */
+  async replicaOf(index: number): Promise<number> {
+    const lines = await this.clusterNodes(this.survivor);
+    const master = lines.find((n) => n.port === this.ports[index]);
+    const replica = lines.find((n) => n.masterId === master?.id);
+    if (!replica) throw new Error(`node ${this.ports[index]} has no replica`);
+    return this.ports.indexOf(replica.port);
+  }
+
+  /** Resolves once every live node's CLUSTER SLOTS names a live master for `key`'s slot. */
+  async waitForFailover(key: string, timeoutMs: number): Promise<number> {
+    let owner = -1;
+    await waitUntilAsync(async () => {
+      for (let i = 0; i < this.clients.length; i++) {
+        if (this.dead.has(i)) continue;
+        const slot = Number(await this.clients[i]!.sendCommand(["CLUSTER", "KEYSLOT", key]));
+        const ranges = (await this.clients[i]!.sendCommand(["CLUSTER", "SLOTS"])) as Array<[number, number, [string, number, ...unknown[]]]>;
+        const range = ranges.find(([from, to]) => slot >= Number(from) && slot <= Number(to));
+        owner = range ? this.ports.indexOf(Number(range[2][1])) : -1;
+        if (owner < 0 || this.dead.has(owner)) return false;
+      }
+      return true;
+    }, `a live master for ${key}`, timeoutMs);
+    return owner;
+  }
+
+  /** SIGKILLs one node: it stays down until the test ends. */
   async kill(index: number): Promise<void> {
     const child = this.children[index]!;
+    this.dead.add(index);
+    this.clients[index]!.destroy();
     const exited = new Promise((resolve) => child.once("exit", resolve));
     child.kill("SIGKILL");
     await exited;
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.clients.map((c) => c.close().catch(() => {})));
+    await Promise.all(this.clients.map((c, i) => (this.dead.has(i) ? undefined : c.close().catch(() => {}))));
     for (const child of this.children) child.kill("SIGKILL");
     rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private async clusterNodes(client: RedisClientType): Promise<NodeLine[]> {
+    const text = (await client.sendCommand(["CLUSTER", "NODES"])) as string;
+    return text
+      .trim()
+      .split("\n")
+      .map((line) => {
+        const [id, address, flags, masterId, , , , , ...slots] = line.split(" ");
+        return { id: id!, port: Number(address!.split(/[:@]/)[1]), flags: flags!.split(","), masterId: masterId!, slots };
+      });
   }
 }
 
