@@ -6,6 +6,18 @@ import { withTimeout } from "./redis-scripts.js";
 /** How long start-up waits for Redis before giving up with a clear error. */
 const CONNECT_TIMEOUT_MS = 10_000;
 
+/**
+ * Cluster: re-read the topology once a node's connection has failed to come back for this long,
+ * then about once a second (each reconnect attempt past it) while it stays down. node-redis's
+ * default, 5 s, left a room whose master had died unavailable for 5 s after its replica was
+ * promoted; this costs one CLUSTER SLOTS on a fresh connection per second while a node is down.
+ */
+const TOPOLOGY_REFRESH_MS = 500;
+/** Cluster: how soon a subscription that could not follow its slot to a new master is retried. */
+const RESUBSCRIBE_RETRY_MS = 500;
+/** The event node-redis's cluster client emits with the listeners of a node it dropped. */
+const RESUBSCRIBE_EVENT = "__resubscribeListeners";
+
 export interface RedisConnectionOptions {
   url: string;
   /** "cluster": `url` is one node of a Redis Cluster; rooms spread over its shards (sharded pub/sub). */
@@ -18,6 +30,11 @@ export interface RedisConnectionOptions {
 }
 
 export type Listener = (payload: string) => void;
+
+/** What node-redis hands over when a node's subscriptions must move: listeners per channel. */
+interface MovedListeners {
+  SHARDED?: Map<string, { strings: Set<Listener> }>;
+}
 
 /** The typed commands presence uses; a single node's client and a cluster's both route them by key. */
 export interface RedisCommands {
@@ -51,9 +68,15 @@ export class RedisConnection {
   private readonly reconnectHandlers: Array<() => void> = [];
   private lastError: unknown;
   private readonly deadlines: Deadlines;
+  private readonly logger: Logger;
+  /** Cluster: the subscriptions roomcast holds, so a failed move is retried only while wanted. */
+  private readonly wanted = new Map<string, Set<Listener>>();
+  private scheduleResync: () => void = () => {};
+  private closed = false;
 
   constructor(options: RedisConnectionOptions) {
     const { url, logger } = options;
+    this.logger = logger;
     this.deadlines = new Deadlines(options.commandTimeoutMs);
     this.sharded = options.mode === "cluster";
     const clientOptions = {
@@ -96,7 +119,14 @@ export class RedisConnection {
         ...(seed.password && { password: decodeURIComponent(seed.password) }),
         socket: { ...clientOptions.socket, ...(seed.protocol === "rediss:" && { tls: true as const }) },
       };
-      this.cluster = createCluster({ rootNodes: [{ url }], defaults, RESP: 3, commandOptions: { timeout: 0 } }) as unknown as RedisClusterType;
+      this.cluster = createCluster({
+        rootNodes: [{ url }],
+        defaults,
+        RESP: 3,
+        commandOptions: { timeout: 0 },
+        // A dead master's slots move to its replica: notice that within about a second.
+        topologyRefreshOnReconnectionAttemptStrategy: TOPOLOGY_REFRESH_MS,
+      }) as unknown as RedisClusterType;
       this.cluster.on("error", onError);
       this.cluster.on("node-error", onError);
       // A node connection that becomes ready may follow lost pushes: a reconnect, a failover, a
@@ -109,11 +139,13 @@ export class RedisConnection {
         resync = setTimeout(onReady, 100);
         resync.unref();
       };
+      this.scheduleResync = scheduleResync;
       this.cluster.on("node-ready", scheduleResync);
-      this.cluster.on("sharded-channel-moved-error", (err: unknown, channel: string) => {
-        logger.error({ err, channel }, "a room's subscription could not follow its slot to another shard");
-        scheduleResync();
+      this.cluster.on("sharded-channel-moved-error", (err: unknown, channel: string, listeners: { strings: Set<Listener> }) => {
+        logger.warn({ err, channel }, "a room's subscription could not follow its slot to another shard yet");
+        for (const listener of listeners.strings) void this.follow(channel, listener);
       });
+      this.takeOverResubscribe();
       this.cluster.on("connect", () => (everReady = true));
       this.commands = this.cluster as unknown as RedisCommands;
     } else {
@@ -145,11 +177,19 @@ export class RedisConnection {
   }
 
   subscribe(channel: string, listener: Listener): Promise<void> {
-    return this.single ? this.single.subscribe(channel, listener) : this.cluster!.sSubscribe(channel, listener);
+    if (this.single) return this.single.subscribe(channel, listener);
+    let listeners = this.wanted.get(channel);
+    if (!listeners) this.wanted.set(channel, (listeners = new Set()));
+    listeners.add(listener);
+    return this.cluster!.sSubscribe(channel, listener);
   }
 
   unsubscribe(channel: string, listener: Listener): Promise<void> {
-    return this.single ? this.single.unsubscribe(channel, listener) : this.cluster!.sUnsubscribe(channel, listener);
+    if (this.single) return this.single.unsubscribe(channel, listener);
+    const listeners = this.wanted.get(channel);
+    listeners?.delete(listener);
+    if (listeners?.size === 0) this.wanted.delete(channel);
+    return this.cluster!.sUnsubscribe(channel, listener);
   }
 
   publish(channel: string, payload: string): Promise<unknown> {
@@ -173,7 +213,48 @@ export class RedisConnection {
     return cluster.isReady && cluster.masters.every((m) => (m.client?.isReady ?? false) && (!m.pubSub || m.pubSub.connectPromise !== undefined || m.pubSub.client.isReady));
   }
 
+  /**
+   * When node-redis drops a node (its master died and the topology no longer names it), it
+   * resubscribes that node's channels on their slots' new masters without handling the result:
+   * a failure there (the new master not reachable yet) is an unhandled rejection, which ends the
+   * process, and the subscription is gone for good, so the room's live messages stop for this
+   * process. This takes that over: each subscription is retried until it holds or is no longer
+   * wanted, and once it holds the rooms catch up on what was published meanwhile.
+   */
+  private takeOverResubscribe(): void {
+    const cluster = this.cluster!;
+    const theirs = cluster.listeners(RESUBSCRIBE_EVENT);
+    if (theirs.length !== 1) {
+      this.logger.warn({ found: theirs.length }, "node-redis's resubscribe hook not found: subscriptions may not follow a failover");
+      return;
+    }
+    cluster.off(RESUBSCRIBE_EVENT, theirs[0] as (...args: unknown[]) => void);
+    cluster.on(RESUBSCRIBE_EVENT, (moved: MovedListeners) => {
+      // roomcast holds only sharded channels with string listeners on a cluster.
+      for (const [channel, { strings }] of moved.SHARDED ?? []) {
+        for (const listener of strings) void this.follow(channel, listener);
+      }
+    });
+  }
+
+  /** Subscribes again until it holds, retrying while the subscription is still wanted. Never rejects. */
+  private async follow(channel: string, listener: Listener): Promise<void> {
+    for (let attempt = 0; !this.closed && this.wanted.get(channel)?.has(listener); attempt++) {
+      try {
+        await this.bounded(this.cluster!.sSubscribe(channel, listener), "resubscribe");
+        // An unsubscribe that came in meanwhile won: undo, or the channel stays subscribed.
+        if (!this.wanted.get(channel)?.has(listener)) await this.cluster!.sUnsubscribe(channel, listener).catch(() => {});
+        else this.scheduleResync();
+        return;
+      } catch (err) {
+        if (attempt === 0) this.logger.warn({ err, channel }, "resubscribing a room after a failover failed; retrying");
+        await new Promise((resolve) => setTimeout(resolve, RESUBSCRIBE_RETRY_MS).unref());
+      }
+    }
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
     this.deadlines.close();
     await (this.single ?? this.cluster!).close().catch(() => {});
   }
