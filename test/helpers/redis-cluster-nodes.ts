@@ -123,6 +123,16 @@ export class RedisClusterNodes {
     return this.ports.indexOf(replica.port);
   }
 
+  /** Waits until the replica at `replica` has applied everything its master has written so far. */
+  async waitForReplication(master: number, replica: number): Promise<void> {
+    const offset = (info: string, field: string) => Number(new RegExp(`${field}:(\\d+)`).exec(info)?.[1] ?? -1);
+    const target = offset((await this.clients[master]!.sendCommand(["INFO", "replication"])) as string, "master_repl_offset");
+    await waitUntilAsync(
+      async () => offset((await this.clients[replica]!.sendCommand(["INFO", "replication"])) as string, "slave_repl_offset") >= target,
+      `replica ${this.ports[replica]} at offset ${target}`,
+    );
+  }
+
   /** Resolves once every live node's CLUSTER SLOTS names a live master for `key`'s slot. */
   async waitForFailover(key: string, timeoutMs: number): Promise<number> {
     let owner = -1;
