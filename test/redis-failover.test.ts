@@ -130,4 +130,43 @@ describe("Redis Cluster failover to a replica", () => {
     assert.deepEqual(view(ann.messagesIn(room)), view(page.messages));
     assert.deepEqual(unhandled, [], "no unhandled promise rejection");
   });
+
+  // Known gap, kept here as an executable note. Replication is asynchronous: a master can ack a
+  // message and die before its replica has it. The promoted replica's seq is then behind what the
+  // members were delivered, the next messages reuse those seqs, and every process drops them as
+  // already delivered, though they were acked ok. Closing it needs the chat domain or publish.lua
+  // (a rewound head treated like a new epoch), outside this change.
+  it("delivers messages acked after a failover that lost the master's last writes", { todo: "seqs reused after lost writes are dropped as duplicates" }, async () => {
+    // A room on a shard whose master still has its replica.
+    let room = "";
+    let master = -1;
+    let replica = -1;
+    for (let i = 0; replica < 0; i++) {
+      master = await nodes.nodeOf(`fo:{gap${i}}:history`);
+      replica = await nodes.replicaOf(master).catch(() => -1);
+      room = `gap${i}`;
+    }
+    const cat = await TestClient.connect(servers[0]!.url, { name: "cat" });
+    const dan = await TestClient.connect(servers[1]!.url, { name: "dan" });
+    clients.push(cat, dan);
+    await cat.joinOk(room);
+    await dan.joinOk(room);
+    for (let i = 0; i < 3; i++) await cat.sendOk(room, `replicated ${i}`);
+    await nodes.waitForReplication(master, replica);
+    // The replica loses its link and cannot get it back (the master now wants a password that
+    // roomcast's open connections do not need): what follows is acked by the master alone.
+    await nodes.clients[master]!.sendCommand(["CONFIG", "SET", "requirepass", "keep-the-replica-out"]);
+    await nodes.clients[replica]!.sendCommand(["CLIENT", "KILL", "TYPE", "master"]);
+    for (let i = 0; i < 2; i++) await cat.sendOk(room, `lost ${i}`);
+    await dan.until(() => dan.messagesIn(room).length === 5, "the unreplicated messages, live");
+    await nodes.kill(master);
+    await nodes.waitForFailover(`fo:{${room}}:history`, RECOVERY_BOUND_MS);
+    const after: number[] = [];
+    while (after.length < 3) {
+      const ack = await cat.send(room, `after ${after.length}`);
+      if (ack.ok) after.push(ack.seq);
+      else await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await dan.until(() => after.every((seq) => dan.messagesIn(room).some((m) => m.seq === seq && m.text.startsWith("after"))), "every message acked after the failover", 3000);
+  });
 });
