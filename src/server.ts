@@ -8,12 +8,17 @@ import { pino, type Logger } from "pino";
 import { Server } from "socket.io";
 import { createBus } from "./bus/create-bus.js";
 import { ChatService } from "./chat/chat-service.js";
+import type { Session } from "./chat/session.js";
 import { defaultOptions, type ChatOptions } from "./config.js";
 import { createHttpHandler, type HttpHandler } from "./http/http-handler.js";
 import { Metrics } from "./metrics.js";
-import { CHAT_NAMESPACE } from "./protocol.js";
+import { CHAT_NAMESPACE, type Member } from "./protocol.js";
+import { createChatEventHandler } from "./transport/chat-events.js";
 import { bindChatNamespace } from "./transport/chat-namespace.js";
+import type { IdentityOptions } from "./transport/identity.js";
 import { releaseHandshakeRequests } from "./transport/connection-memory.js";
+import { DirectTransport } from "./transport/direct/direct-transport.js";
+import { routeUpgrades } from "./transport/direct/route-upgrades.js";
 import { SocketGateway } from "./transport/socket-gateway.js";
 import { batchWrites } from "./transport/write-batching.js";
 
@@ -23,6 +28,8 @@ export interface CreateChatServerOptions extends Partial<ChatOptions> {
   logger?: Logger;
   /** Folder of the web client to serve at /; defaults to the one built with the package. */
   webRoot?: string | false;
+  /** The application's own admission check for every connection (see IdentityOptions.admit). */
+  admit?: IdentityOptions["admit"];
 }
 
 export interface ChatServer {
@@ -31,6 +38,10 @@ export interface ChatServer {
   readonly httpServer: HttpServer;
   readonly httpHandler: HttpHandler;
   readonly logger: Logger;
+  /** The chat domain's way to connections of both transports: send, reconnect, group sizes (operators, tests). */
+  readonly gateway: SocketGateway;
+  /** Open chat connections on this process: connection id (the client's socket.id) and user. */
+  connections(): Array<{ id: string; user: Member }>;
   listen(port?: number, host?: string): Promise<AddressInfo>;
   /** Graceful: stops taking connections, closes clients so they reconnect elsewhere, leaves presence, closes the bus. */
   close(): Promise<void>;
@@ -40,7 +51,7 @@ const BUILT_WEB_ROOT = fileURLToPath(new URL("../web", import.meta.url));
 
 /** Creates a roomcast server: the library entry point the command line is a thin layer over. */
 export async function createChatServer(input: CreateChatServerOptions = {}): Promise<ChatServer> {
-  const { httpServer: givenServer, logger: givenLogger, webRoot: givenWebRoot, ...overrides } = input;
+  const { httpServer: givenServer, logger: givenLogger, webRoot: givenWebRoot, admit, ...overrides } = input;
   const options = defaultOptions(overrides);
   const nodeId = options.nodeId || `${hostname()}-${randomBytes(3).toString("hex")}`;
   const logger = givenLogger ?? pino({ level: options.logLevel, base: { node: nodeId } });
@@ -62,15 +73,37 @@ export async function createChatServer(input: CreateChatServerOptions = {}): Pro
   const origins = options.corsOrigin ? options.corsOrigin.split(",").map((o) => o.trim()) : undefined;
   const io = new Server(httpServer, {
     serveClient: false,
+    pingInterval: options.pingInterval,
+    pingTimeout: options.pingTimeout,
     ...(origins && { cors: { origin: origins.length === 1 && origins[0] === "*" ? "*" : origins } }),
   });
   batchWrites(io.engine);
   releaseHandshakeRequests(io.engine);
   const nsp = io.of(CHAT_NAMESPACE);
+  const handle = createChatEventHandler({ logger, metrics });
+  const identity = { nodeId, maxBufferedPackets: options.maxBufferedPackets, jwtSecret: options.jwtSecret || undefined, admit };
+  const engineOptions = io.engine.opts;
+  const direct: DirectTransport | undefined =
+    options.websocketTransport === "direct"
+      ? new DirectTransport(
+          (connId, user): Session => service.openSession(connId, user),
+          {
+            ...identity,
+            path: `${io.path()}/`,
+            pingInterval: options.pingInterval,
+            pingTimeout: options.pingTimeout,
+            connectTimeout: io.connectTimeout(),
+            maxPayload: engineOptions.maxHttpBufferSize ?? 1e6,
+          },
+          { logger, metrics, handle },
+        )
+      : undefined;
+  if (direct) routeUpgrades(httpServer, direct);
+  const gateway = new SocketGateway(nsp, direct);
   const service = new ChatService({
     broker,
     presence,
-    gateway: new SocketGateway(nsp),
+    gateway,
     unsubscribeDelayMs: options.unsubscribeDelay,
     limits: {
       maxMessageLength: options.maxMessageLength,
@@ -85,12 +118,7 @@ export async function createChatServer(input: CreateChatServerOptions = {}): Pro
       logger.warn({ err, context }, "bus operation failed");
     },
   });
-  bindChatNamespace(
-    nsp,
-    service,
-    { nodeId, maxBufferedPackets: options.maxBufferedPackets, jwtSecret: options.jwtSecret || undefined },
-    { logger, metrics },
-  );
+  bindChatNamespace(nsp, service, identity, { logger, metrics, handle });
   metrics.roomCount = () => service.rooms.size;
 
   let closing: Promise<void> | undefined;
@@ -100,6 +128,8 @@ export async function createChatServer(input: CreateChatServerOptions = {}): Pro
     httpServer,
     httpHandler,
     logger,
+    gateway,
+    connections: () => service.connections(),
     listen(port = options.port, host = options.host || undefined) {
       return new Promise((resolve, reject) => {
         httpServer.once("error", reject);
@@ -117,10 +147,12 @@ export async function createChatServer(input: CreateChatServerOptions = {}): Pro
         const stopped = new Promise<void>((resolve) => (ours ? httpServer.close(() => resolve()) : resolve()));
         // Closing the transport (not a Socket.IO disconnect) makes clients reconnect, to another process if there is one.
         for (const socket of nsp.sockets.values()) socket.conn.close();
+        direct?.close();
         await service.close();
         await Promise.allSettled([broker.close(), presence.close()]);
         await bus.close();
         io.engine.close();
+        direct?.terminate();
         if (ours) httpServer.closeAllConnections();
         await stopped;
         logger.info("closed");

@@ -10,8 +10,10 @@ function handshakeRequests(fx: ReturnType<typeof serverFixture>): unknown[] {
   return [...fx.srv.server.io.of(CHAT_NAMESPACE).sockets.values()].map((s) => (s.conn as unknown as { request: unknown }).request);
 }
 
-describe("connections let go of their handshake request", () => {
-  const fx = serverFixture();
+// The Socket.IO transport: long-polling clients, and WebSocket ones with WEBSOCKET_TRANSPORT=socketio
+// (the direct transport keeps no request: ws hands over the socket alone).
+describe("Socket.IO connections let go of their handshake request", () => {
+  const fx = serverFixture({ websocketTransport: "socketio" });
 
   it("over WebSocket: the request is dropped and the chat works", async () => {
     const ann = await fx.connect("ann");

@@ -6,10 +6,11 @@ import { join } from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { CHAT_NAMESPACE } from "../src/protocol.js";
 import { TestClient, waitUntil, waitUntilAsync } from "./helpers/client.js";
-import { startServer, type RunningServer } from "./helpers/server.js";
+import { AdmissionGate, dropConnections, startServer, type RunningServer } from "./helpers/server.js";
 
+/** Holds a user's reconnect at the door, so that what it misses is missed for real. */
+const gate = new AdmissionGate();
 const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 const LINE = (room: string, name: string, text: string) => new RegExp(`^\\[${room}\\] \\d\\d:\\d\\d ${name}: ${text.replace(/[\\^$.*+?()[\]{}|]/g, "\\$&")}$`);
 
@@ -75,7 +76,7 @@ describe("terminal client, piped (scripts)", () => {
     await watcher.until(() => watcher.messages.some((m) => m.text === "here"), "the child's first line");
   };
 
-  before(async () => (srv = await startServer({ maxMessageLength: 100 })));
+  before(async () => (srv = await startServer({ maxMessageLength: 100, admit: gate.admit })));
   afterEach(() => {
     for (const p of procs.splice(0)) p.kill();
     for (const c of clients.splice(0)) c.close();
@@ -172,12 +173,9 @@ describe("terminal client, piped (scripts)", () => {
     await waitUntil(() => ann.lines.length === 2, "before");
 
     // Hold ann's reconnect until bob has sent, so the messages are missed for real.
-    const nsp = srv.server.io.of(CHAT_NAMESPACE);
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    nsp.use((socket, next) => void (socket.data.user?.name === "ann" ? gate.then(() => next()) : next()));
+    const release = gate.hold("ann");
     const leaves = bob.received("presence").length;
-    for (const socket of nsp.sockets.values()) if (socket.data.user?.name === "ann") socket.conn.close();
+    assert.equal(dropConnections(srv, "ann"), 1);
     await bob.until(() => bob.received("presence").length > leaves, "ann drops");
     for (const text of ["missed 1", "missed 2", "missed 3"]) await bob.sendOk("again", text);
     release();

@@ -5,12 +5,14 @@ import { after, afterEach, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { SignJWT } from "jose";
 import type { Browser } from "playwright-core";
-import { CHAT_NAMESPACE } from "../src/protocol.js";
 import { createChatServer, type ChatServer, type CreateChatServerOptions } from "../src/server.js";
 import { ChatPage, launchChromium } from "./helpers/browser.js";
 import { TestClient } from "./helpers/client.js";
+import { AdmissionGate, dropConnections } from "./helpers/server.js";
 import { freePort, killOnExit, RedisProcess } from "./helpers/redis.js";
 
+/** Holds a user's reconnect at the door, so that what it misses is missed for real. */
+const gate = new AdmissionGate();
 const WEB_ROOT = fileURLToPath(new URL("../web", import.meta.url));
 const OPTIONS: CreateChatServerOptions = {
   logLevel: "silent",
@@ -23,7 +25,7 @@ const OPTIONS: CreateChatServerOptions = {
 };
 
 async function serve(port = 0, options: CreateChatServerOptions = {}): Promise<{ server: ChatServer; url: string; port: number }> {
-  const server = await createChatServer({ ...OPTIONS, ...options });
+  const server = await createChatServer({ ...OPTIONS, admit: gate.admit, ...options });
   const address = await server.listen(port, "127.0.0.1");
   return { server, port: address.port, url: `http://127.0.0.1:${address.port}` };
 }
@@ -379,11 +381,8 @@ describe("web client in headless Chromium", () => {
     await ann.waitTexts(["one", "two"]);
 
     // Hold ann's reconnect at the door until cat has spoken, so the messages are really missed.
-    const nsp = srv.server.io.of(CHAT_NAMESPACE);
-    let open_!: () => void;
-    const gate = new Promise<void>((resolve) => (open_ = resolve));
-    nsp.use((socket, next) => void (socket.data.user?.name === "ann" ? gate.then(() => next()) : next()));
-    for (const socket of nsp.sockets.values()) if (socket.data.user?.name === "ann") socket.conn.close();
+    const open_ = gate.hold("ann");
+    assert.equal(dropConnections(srv, "ann"), 1);
     await ann.page.waitForSelector('#conn:is([data-state="reconnecting"], [data-state="offline"])');
     assert.equal(await ann.page.isVisible("#banner"), true);
     await ann.send("three (typed while offline)");

@@ -1,38 +1,47 @@
 import assert from "node:assert/strict";
+import { Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { TestClient, waitUntil } from "./helpers/client.js";
 import { UNLIMITED_RATE } from "./helpers/fixture.js";
 import { startServer, type RunningServer } from "./helpers/server.js";
 
-/** Counts the writes to the kernel on the server's TCP socket for a client (net.Socket's _write and _writev). */
-function countServerWrites(srv: RunningServer, client: TestClient): { count: number } {
-  const socket = srv.server.io.of("/chat").sockets.get(client.socket.id!);
-  assert.ok(socket, "the client's server-side socket");
-  const transport = socket.conn.transport as unknown as { name: string; socket: { _socket: Record<string, (...args: unknown[]) => unknown> } };
+/**
+ * Counts the writes to the kernel on the server's TCP socket for a client (net.Socket's _write and
+ * _writev), whichever transport serves it: the server's socket is the one whose peer port is the
+ * client's local port.
+ */
+function countServerWrites(client: TestClient): { count: number; restore(): void } {
+  const transport = client.socket.io.engine.transport as unknown as { name: string; ws: { _socket: Socket } };
   assert.equal(transport.name, "websocket");
-  const tcp = transport.socket._socket;
-  const counter = { count: 0 };
-  for (const method of ["_write", "_writev"]) {
-    const original = tcp[method]!;
-    tcp[method] = function (this: unknown, ...args: unknown[]) {
-      counter.count++;
+  const clientPort = transport.ws._socket.localPort;
+  const proto = Socket.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const counter = { count: 0, restore: () => {} };
+  const originals = ["_write", "_writev"].map((method) => [method, proto[method]!] as const);
+  for (const [method, original] of originals) {
+    proto[method] = function (this: Socket, ...args: unknown[]) {
+      if (this.remotePort === clientPort) counter.count++;
       return original.apply(this, args);
     };
   }
+  counter.restore = () => {
+    for (const [method, original] of originals) proto[method] = original;
+  };
   return counter;
 }
 
-describe("write batching", () => {
+for (const websocketTransport of ["direct", "socketio"] as const)
+describe(`write batching (${websocketTransport} WebSocket transport)`, () => {
   let srv: RunningServer;
-  before(async () => (srv = await startServer(UNLIMITED_RATE)));
+  before(async () => (srv = await startServer({ ...UNLIMITED_RATE, websocketTransport })));
   after(() => srv.close());
 
   it("sends a message's ack and its echo to the sender in one TCP write, ack and echo both intact", async () => {
     const ann = await TestClient.connect(srv.url, { name: "ann" });
     await ann.joinOk("batch");
-    const writes = countServerWrites(srv, ann);
+    const writes = countServerWrites(ann);
     const sent = await ann.sendOk("batch", "hello");
     await waitUntil(() => ann.messagesIn("batch").length === 1, "the echo");
+    writes.restore();
     assert.equal(ann.messagesIn("batch")[0]!.seq, sent.seq);
     assert.equal(ann.messagesIn("batch")[0]!.text, "hello");
     // Two Socket.IO packets (the "message" event and the ack), one write.

@@ -65,6 +65,11 @@ export class ChatService {
     return this.sessions.size;
   }
 
+  /** Who is connected here: each open session's connection id and user. */
+  connections(): Array<{ id: string; user: Member }> {
+    return [...this.sessions].map((session) => ({ id: session.connId, user: session.user }));
+  }
+
   /** Leaves every room of every session (presence cleaned up), then drops the subscriptions. */
   async close(): Promise<void> {
     await Promise.allSettled([...this.sessions].map((session) => session.close()));

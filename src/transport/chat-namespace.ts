@@ -2,9 +2,9 @@ import type { Namespace, Socket } from "socket.io";
 import type { Logger } from "pino";
 import type { ChatService } from "../chat/chat-service.js";
 import type { Session } from "../chat/session.js";
-import { failure } from "../errors.js";
 import type { Metrics } from "../metrics.js";
-import { CLIENT_EVENTS, type Ack, type ClientEventName, type ErrorBody, type Member } from "../protocol.js";
+import type { ErrorBody, Member } from "../protocol.js";
+import { isClientEvent, type AckFn, type ChatEventHandler } from "./chat-events.js";
 import { identify, type IdentityOptions } from "./identity.js";
 
 export interface ChatNamespaceOptions extends IdentityOptions {
@@ -13,36 +13,21 @@ export interface ChatNamespaceOptions extends IdentityOptions {
   maxBufferedPackets: number;
 }
 
-type AnyAck = Ack<object>;
 type EngineSocket = Socket["conn"];
 /** What a chat socket carries: the user from the handshake, then its Session. */
 interface SocketData {
   user: Member;
   session?: Session;
 }
-type Handler<E extends ClientEventName> = (
-  session: Session,
-  req: ReturnType<(typeof CLIENT_EVENTS)[E]["parse"]>,
-  reply: (ack: AnyAck) => void,
-) => void | Promise<void>;
-
-const HANDLERS: { [E in ClientEventName]: Handler<E> } = {
-  join: (session, req, reply) => session.join(req, reply),
-  leave: async (session, req, reply) => reply(await session.leave(req)),
-  message: async (session, req, reply) => reply(await session.send(req)),
-  history: async (session, req, reply) => reply(await session.history(req)),
-  // No ack is needed, but a client that passes one must get an answer, not a timeout.
-  typing: (session, req, reply) => reply(session.typing(req) ?? { ok: true }),
-};
 
 /** Binds Socket.IO events of the chat namespace to the chat domain: validate, call, acknowledge. */
 export function bindChatNamespace(
   nsp: Namespace,
   service: ChatService,
   options: ChatNamespaceOptions,
-  deps: { logger: Logger; metrics: Metrics },
+  deps: { logger: Logger; metrics: Metrics; handle: ChatEventHandler },
 ): void {
-  const { logger, metrics } = deps;
+  const { logger, metrics, handle } = deps;
 
   nsp.use((socket, next) => {
     identify(socket.handshake.auth, options).then(
@@ -73,17 +58,18 @@ export function bindChatNamespace(
   });
 
   function onEvent(this: Socket, event: unknown, ...args: unknown[]): void {
-    if (typeof event === "string" && Object.hasOwn(HANDLERS, event)) {
-      // A tick later and only if still connected, as Socket.IO calls a listener of the event.
-      process.nextTick(dispatchIfConnected, this, event as ClientEventName, args);
-      return;
-    }
-    const ack = typeof args.at(-1) === "function" ? (args.at(-1) as (res: AnyAck) => void) : undefined;
-    respond(this, String(event), ack, failure("bad_request", `unknown event ${JSON.stringify(String(event)).slice(0, 80)}`));
+    // A tick later and only if still connected, as Socket.IO calls a listener of the event.
+    if (isClientEvent(event)) process.nextTick(dispatchIfConnected, this, event, args);
+    else dispatch(this, String(event), args);
   }
 
-  function dispatchIfConnected(socket: Socket, event: ClientEventName, args: unknown[]): void {
-    if (socket.connected) dispatch(socket, (socket.data as SocketData).session!, event, args);
+  function dispatchIfConnected(socket: Socket, event: string, args: unknown[]): void {
+    if (socket.connected) dispatch(socket, event, args);
+  }
+
+  function dispatch(socket: Socket, event: string, args: unknown[]): void {
+    const ack = typeof args.at(-1) === "function" ? (args.pop() as AckFn) : undefined;
+    handle((socket.data as SocketData).session!, event, args, ack, (error) => socket.emit("error", error));
   }
 
   function onDisconnect(this: Socket): void {
@@ -106,42 +92,6 @@ export function bindChatNamespace(
       setImmediate(discard, this);
     }
   }
-
-  function dispatch(socket: Socket, session: Session, event: ClientEventName, args: unknown[]): void {
-    const ack = typeof args.at(-1) === "function" ? (args.pop() as (res: AnyAck) => void) : undefined;
-    const reply = (res: AnyAck): void => respond(socket, event, ack, res);
-    const parsed = CLIENT_EVENTS[event].safeParse(args[0]);
-    if (!parsed.success || args.length > 1) {
-      reply(failure("bad_request", describe(parsed.success ? undefined : parsed.error.issues)));
-      return;
-    }
-    try {
-      const done = (HANDLERS[event] as Handler<typeof event>)(session, parsed.data as never, reply);
-      if (done) done.catch((err: unknown) => bug(err, reply));
-    } catch (err) {
-      bug(err, reply);
-    }
-  }
-
-  function respond(socket: Socket, event: string, ack: ((res: AnyAck) => void) | undefined, res: AnyAck): void {
-    if (!res.ok) metrics.reject(res.error.code);
-    else if (event === "message") metrics.messages.inc();
-    if (ack) ack(res);
-    else if (!res.ok) socket.emit("error", { ...res.error, event });
-  }
-
-  function bug(err: unknown, reply: (res: AnyAck) => void): void {
-    logger.error({ err }, "handler failed");
-    reply(failure("unavailable", "internal error"));
-  }
-}
-
-function describe(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> | undefined): string {
-  if (!issues) return "expected one payload object and an optional ack callback";
-  const first = issues[0];
-  if (!first) return "malformed payload";
-  const where = first.path.length > 0 ? `${first.path.map(String).join(".")}: ` : "";
-  return `${where}${first.message}`.slice(0, 200);
 }
 
 /** Connections the slow-consumer guard is closing; the guard fires once per connection. */

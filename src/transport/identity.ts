@@ -5,6 +5,11 @@ import { HandshakeAuth, NAME_MAX_LENGTH, type ErrorBody, type Member } from "../
 export interface IdentityOptions {
   /** HS256 secret; when set, every connection must present a valid token. */
   jwtSecret?: string | undefined;
+  /**
+   * The application's own check, after the name or token: answer an error to refuse the connection
+   * (a ban list, a seat limit). Runs for both transports, unlike a Socket.IO middleware.
+   */
+  admit?: ((user: Member) => ErrorBody | undefined | Promise<ErrorBody | undefined>) | undefined;
 }
 
 export type Identity = { ok: true; user: Member } | { ok: false; error: ErrorBody };
@@ -23,6 +28,13 @@ export function validName(raw: string): string | undefined {
  * with one, the token's `sub` is the user id, so one user's several connections count once.
  */
 export async function identify(auth: unknown, options: IdentityOptions): Promise<Identity> {
+  const identity = await authenticate(auth, options);
+  if (!identity.ok || !options.admit) return identity;
+  const refused = await options.admit(identity.user);
+  return refused ? { ok: false, error: refused } : identity;
+}
+
+async function authenticate(auth: unknown, options: IdentityOptions): Promise<Identity> {
   const parsed = HandshakeAuth.safeParse(auth ?? {});
   if (!parsed.success) return bad("auth must be { name?: string, token?: string }");
   const { name: rawName, token } = parsed.data;

@@ -16,16 +16,22 @@ export type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 const ACK_TIMEOUT_MS = 5000;
 
 /** A real socket.io-client connection, plus what it has received so far. */
+export interface ClientOptions {
+  reconnection?: boolean;
+  /** Default: WebSocket only, as roomcast's own clients connect. */
+  transports?: Array<"websocket" | "polling">;
+}
+
 export class TestClient {
   readonly socket: ChatSocket;
   readonly messages: ChatMessage[] = [];
   readonly events: Array<{ event: string; payload: unknown }> = [];
   hello: Hello | undefined;
 
-  constructor(url: string, auth: Record<string, unknown> = {}, options: { reconnection?: boolean } = {}) {
+  constructor(url: string, auth: Record<string, unknown> = {}, options: ClientOptions = {}) {
     this.socket = io(`${url}${CHAT_NAMESPACE}`, {
       auth,
-      transports: ["websocket"],
+      transports: options.transports ?? ["websocket"],
       reconnection: options.reconnection ?? false,
       forceNew: true,
       reconnectionDelay: 50,
@@ -36,7 +42,7 @@ export class TestClient {
     this.socket.onAny((event: string, payload: unknown) => this.events.push({ event, payload }));
   }
 
-  static async connect(url: string, auth: Record<string, unknown> = {}, options: { reconnection?: boolean } = {}): Promise<TestClient> {
+  static async connect(url: string, auth: Record<string, unknown> = {}, options: ClientOptions = {}): Promise<TestClient> {
     const client = new TestClient(url, auth, options);
     await client.until(() => client.hello !== undefined, "hello");
     return client;
