@@ -1,5 +1,4 @@
 import { Decoder, PacketType, type Packet } from "socket.io-parser";
-import WebSocket from "ws";
 
 /**
  * The Socket.IO wire protocol over one WebSocket, as the direct transport speaks it: engine.io v4
@@ -30,21 +29,26 @@ export const connectErrorPacket = (nsp: string, message: string, data: unknown):
 export const eventPacket = (nsp: string, event: string, payload: unknown): string => `${EVENT}${nspPrefix(nsp)}${JSON.stringify([event, payload])}`;
 export const ackPacket = (nsp: string, id: number, payload: unknown): string => `${ACK}${nspPrefix(nsp)}${id}${JSON.stringify([payload])}`;
 
-interface FrameOptions {
-  fin: boolean;
-  opcode: number;
-  mask: boolean;
-  readOnly: boolean;
-  rsv1: boolean;
-}
-// ws's frame builder; its typings do not declare Sender, which the package exports.
-const { Sender } = WebSocket as unknown as { Sender: { frame(data: Buffer, options: FrameOptions): Buffer[] } };
-const TEXT: FrameOptions = { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false };
-
-/** One unmasked WebSocket text frame, header and payload in one buffer: built once, written to every recipient. */
+/**
+ * One unmasked WebSocket text frame (RFC 6455 5.2), header and payload in one buffer: built once
+ * per packet and written as it is to every recipient (ws would frame and copy per recipient).
+ */
 export function textFrame(packet: string): Buffer {
-  const [header, payload] = Sender.frame(Buffer.from(packet), TEXT);
-  return payload ? Buffer.concat([header!, payload]) : header!;
+  const length = Buffer.byteLength(packet);
+  const header = length < 126 ? 2 : length < 65536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(header + length);
+  frame[0] = 0x81; // FIN, opcode 1 (text)
+  if (header === 2) {
+    frame[1] = length;
+  } else if (header === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(length), 2);
+  }
+  frame.write(packet, header);
+  return frame;
 }
 
 /** The engine.io frame for a ping: the same bytes for every connection. */
