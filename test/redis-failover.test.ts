@@ -131,12 +131,11 @@ describe("Redis Cluster failover to a replica", () => {
     assert.deepEqual(unhandled, [], "no unhandled promise rejection");
   });
 
-  // Known gap, kept here as an executable note. Replication is asynchronous: a master can ack a
-  // message and die before its replica has it. The promoted replica's seq is then behind what the
-  // members were delivered, the next messages reuse those seqs, and every process drops them as
-  // already delivered, though they were acked ok. Closing it needs the chat domain or publish.lua
-  // (a rewound head treated like a new epoch), outside this change.
-  it("delivers messages acked after a failover that lost the master's last writes", { todo: "seqs reused after lost writes are dropped as duplicates" }, async () => {
+  // Replication is asynchronous: a master can ack a message and die before its replica has it.
+  // The promoted replica's seq is then behind what members were delivered; without the publisher's
+  // position in publish.lua the next messages reused those seqs and every process dropped them
+  // as already delivered, though they were acked ok.
+  it("delivers messages acked after a failover that lost the master's last writes, under new seqs", async () => {
     // A room on a shard whose master still has its replica.
     let room = "";
     let master = -1;
@@ -167,6 +166,15 @@ describe("Redis Cluster failover to a replica", () => {
       if (ack.ok) after.push(ack.seq);
       else await new Promise((resolve) => setTimeout(resolve, 100));
     }
+    assert.ok(after[0]! > 5, `seqs go on after the delivered ones, got ${after.join(",")}`);
     await dan.until(() => after.every((seq) => dan.messagesIn(room).some((m) => m.seq === seq && m.text.startsWith("after"))), "every message acked after the failover", 3000);
+    // Members saw one increasing run; history lost the two unreplicated messages, nothing else.
+    for (const member of [cat, dan]) {
+      const seqs = member.messagesIn(room).map((m) => m.seq);
+      assert.deepEqual(seqs, [...new Set(seqs)].sort((x, y) => x - y));
+    }
+    const page = await dan.history(room);
+    assert.ok(page.ok);
+    assert.deepEqual(page.messages.map((m) => m.text), ["replicated 0", "replicated 1", "replicated 2", "after 0", "after 1", "after 2"]);
   });
 });

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { ChatMessage } from "../protocol.js";
-import type { Broker, BrokerEventHandler, EphemeralEvent, HistoryPage, HistoryQuery, MessageDraft, RoomEvent } from "./broker.js";
+import type { Broker, BrokerEventHandler, EphemeralEvent, HistoryPage, HistoryQuery, MessageDraft, RoomEvent, StreamPosition } from "./broker.js";
 import type { RedisConnection } from "./redis-connection.js";
 import type { RedisKeys } from "./redis-keys.js";
 import { RedisScript, SCRIPTS } from "./redis-scripts.js";
@@ -101,23 +101,23 @@ export class RedisBroker implements Broker {
     await this.bounded(this.redis.unsubscribe(this.keys.channel(room), listener), "unsubscribe");
   }
 
-  async publishMessage(room: string, draft: MessageDraft): Promise<ChatMessage> {
+  async publishMessage(room: string, draft: MessageDraft, seen?: StreamPosition): Promise<ChatMessage> {
     const ticket = this.admission.admit();
     if (!ticket) throw new BusyError(this.options.maxPublishWaitMs);
     try {
-      return await this.publishNow(room, draft);
+      return await this.publishNow(room, draft, seen);
     } finally {
       this.admission.done(ticket);
     }
   }
 
-  private async publishNow(room: string, draft: MessageDraft): Promise<ChatMessage> {
+  private async publishNow(room: string, draft: MessageDraft, seen: StreamPosition | undefined): Promise<ChatMessage> {
     // The script puts '{"seq":N,' in front: it gets the JSON without its opening brace.
     const rest = JSON.stringify(draft).slice(1);
     const keys = [this.keys.meta(room), this.keys.history(room)];
     if (draft.clientMsgId !== undefined) keys.push(this.keys.sent(room, draft.from.id, draft.clientMsgId));
     const reply = await this.bounded(
-      this.publishScript.run<number | [number, string]>(this.redis, keys, [rest, draft.ts]),
+      this.publishScript.run<number | [number, string]>(this.redis, keys, seen ? [rest, draft.ts, seen.seq, seen.epoch] : [rest, draft.ts]),
       "publish",
     );
     if (!Array.isArray(reply)) return { seq: Number(reply), ...draft };

@@ -31,6 +31,12 @@ export interface HistoryPage {
   messages: ChatMessage[];
 }
 
+/** Where a process's view of a room's stream stands: the newest message it delivered. */
+export interface StreamPosition {
+  epoch: string;
+  seq: number;
+}
+
 export type BrokerEventHandler = (room: string, event: RoomEvent) => void;
 
 /**
@@ -39,7 +45,10 @@ export type BrokerEventHandler = (room: string, event: RoomEvent) => void;
  * Contract: `publishMessage` assigns the room's next seq atomically with appending the message to
  * the room's history and publishing it, so all subscribers see one gap-free order per room. A
  * draft with a clientMsgId its sender already used in the room within DEDUPE_WINDOW_MS is not
- * published again: the original message's seq and ts come back.
+ * published again: the original message's seq and ts come back. `seen`, the publisher's newest
+ * delivered message of the room, keeps seqs from being reused when the store comes back older
+ * than what was delivered (a Redis replica promoted without its master's last writes): the next
+ * seq then follows `seen`.
  * Delivery to subscribers is at most once (a subscriber closes gaps from `history`); events of
  * one room reach a subscriber in publish order. `subscribe` resolves only once the subscription
  * is active: every event published after that reaches the handler.
@@ -51,7 +60,7 @@ export interface Broker {
   onResync(handler: () => void): void;
   subscribe(room: string): Promise<void>;
   unsubscribe(room: string): Promise<void>;
-  publishMessage(room: string, draft: MessageDraft): Promise<ChatMessage>;
+  publishMessage(room: string, draft: MessageDraft, seen?: StreamPosition): Promise<ChatMessage>;
   publishEphemeral(room: string, event: EphemeralEvent): Promise<void>;
   history(room: string, query: HistoryQuery): Promise<HistoryPage>;
   /** True while the broker can publish and deliver. */

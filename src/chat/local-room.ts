@@ -46,6 +46,11 @@ export class LocalRoom {
     private readonly onError: (err: unknown) => void,
   ) {}
 
+  /** The newest message delivered here, once the stream has started. */
+  position(): { epoch: string; seq: number } | undefined {
+    return this.initialized ? { epoch: this.epoch, seq: this.lastSeq } : undefined;
+  }
+
   /** Starts (or restarts, after a resubscribe) the stream at `head`: messages up to it are not delivered. */
   initialize(head: number, epoch: string): void {
     this.lastSeq = head;

@@ -169,7 +169,7 @@ export class Session implements PresenceEntry {
     const draft = { room: req.room, ts: Date.now(), from: this.user, text: req.text } as Omit<ChatMessage, "seq">;
     if (req.clientMsgId !== undefined) draft.clientMsgId = req.clientMsgId;
     try {
-      const message = await this.deps.broker.publishMessage(req.room, draft);
+      const message = await this.deps.broker.publishMessage(req.room, draft, this.rooms.get(req.room)?.position());
       return { ok: true, seq: message.seq, ts: message.ts };
     } catch (err) {
       this.deps.onBusError(err, "publish");

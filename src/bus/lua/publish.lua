@@ -6,6 +6,9 @@
 -- KEYS[3] (only with a clientMsgId) the sender's dedupe key for it: a resend is stored once
 -- ARGV[1] the message as JSON without seq and without its opening brace: '"room":...}'
 -- ARGV[2] the message's ts, ms since 1970 (13 digits)
+-- ARGV[3], ARGV[4] (optional) seq and epoch of the newest message the publisher has delivered:
+--         a room whose seq is behind it (a replica promoted without its master's last writes)
+--         continues after it, so no seq is handed out twice in one epoch
 -- Returns seq, or { seq, ts } of the original when KEYS[3] says this is a resend.
 --
 -- __HISTORY_LIMIT__, __EXPIRE_MS__, __REFRESH_MS__, __DEDUPE_MS__ and __SHARDED__ (1 on a Redis
@@ -44,6 +47,10 @@ if not epoch then
   local now = redis.call('TIME')
   epoch = string.format('%x%05x', now[1], now[2])
   redis.call('HSET', KEYS[1], 'epoch', epoch)
+end
+if ARGV[3] and seq <= tonumber(ARGV[3]) and epoch == ARGV[4] then
+  seq = tonumber(ARGV[3]) + 1
+  redis.call('HSET', KEYS[1], 'seq', seq)
 end
 local entry = string.format('m%s {"seq":%d,%s', epoch, seq, ARGV[1])
 -- Trim only when over the limit: one command fewer per message until a room fills its history.
