@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { createServer, type Server as HttpServer } from "node:http";
+import { createServer, type IncomingMessage, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -17,7 +17,7 @@ import { createChatEventHandler } from "./transport/chat-events.js";
 import { bindChatNamespace } from "./transport/chat-namespace.js";
 import type { IdentityOptions } from "./transport/identity.js";
 import { releaseHandshakeRequests } from "./transport/connection-memory.js";
-import { DirectTransport } from "./transport/direct/direct-transport.js";
+import { DirectTransport, type AllowRequest } from "./transport/direct/direct-transport.js";
 import { routeUpgrades } from "./transport/direct/route-upgrades.js";
 import { SocketGateway } from "./transport/socket-gateway.js";
 import { batchWrites } from "./transport/write-batching.js";
@@ -30,6 +30,12 @@ export interface CreateChatServerOptions extends Partial<ChatOptions> {
   webRoot?: string | false;
   /** The application's own admission check for every connection (see IdentityOptions.admit). */
   admit?: IdentityOptions["admit"];
+  /**
+   * Checks each connection's HTTP request before anything else (Origin, address, cookies), on
+   * both transports; false answers 403. Socket.IO's own allowRequest and io.engine middleware
+   * see only long-polling clients (and WEBSOCKET_TRANSPORT=socketio).
+   */
+  allowRequest?: AllowRequest;
 }
 
 export interface ChatServer {
@@ -51,7 +57,7 @@ const BUILT_WEB_ROOT = fileURLToPath(new URL("../web", import.meta.url));
 
 /** Creates a roomcast server: the library entry point the command line is a thin layer over. */
 export async function createChatServer(input: CreateChatServerOptions = {}): Promise<ChatServer> {
-  const { httpServer: givenServer, logger: givenLogger, webRoot: givenWebRoot, admit, ...overrides } = input;
+  const { httpServer: givenServer, logger: givenLogger, webRoot: givenWebRoot, admit, allowRequest, ...overrides } = input;
   const options = defaultOptions(overrides);
   const nodeId = options.nodeId || `${hostname()}-${randomBytes(3).toString("hex")}`;
   const logger = givenLogger ?? pino({ level: options.logLevel, base: { node: nodeId } });
@@ -75,6 +81,13 @@ export async function createChatServer(input: CreateChatServerOptions = {}): Pro
     serveClient: false,
     pingInterval: options.pingInterval,
     pingTimeout: options.pingTimeout,
+    ...(allowRequest && {
+      allowRequest: (req: IncomingMessage, callback: (err: string | null | undefined, success: boolean) => void) => {
+        Promise.resolve()
+          .then(() => allowRequest(req))
+          .then((allowed) => callback(allowed ? null : "Forbidden", allowed), (err: unknown) => callback(String(err), false));
+      },
+    }),
     ...(origins && { cors: { origin: origins.length === 1 && origins[0] === "*" ? "*" : origins } }),
   });
   batchWrites(io.engine);
@@ -89,6 +102,7 @@ export async function createChatServer(input: CreateChatServerOptions = {}): Pro
           (connId, user): Session => service.openSession(connId, user),
           {
             ...identity,
+            allowRequest,
             path: `${io.path()}/`,
             pingInterval: options.pingInterval,
             pingTimeout: options.pingTimeout,
@@ -98,7 +112,7 @@ export async function createChatServer(input: CreateChatServerOptions = {}): Pro
           { logger, metrics, handle },
         )
       : undefined;
-  if (direct) routeUpgrades(httpServer, direct);
+  const unrouteUpgrades = direct ? routeUpgrades(httpServer, direct) : undefined;
   const gateway = new SocketGateway(nsp, direct);
   const service = new ChatService({
     broker,
@@ -153,6 +167,7 @@ export async function createChatServer(input: CreateChatServerOptions = {}): Pro
         await bus.close();
         io.engine.close();
         direct?.terminate();
+        unrouteUpgrades?.();
         if (ours) httpServer.closeAllConnections();
         await stopped;
         logger.info("closed");

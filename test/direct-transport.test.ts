@@ -129,6 +129,62 @@ describe("direct WebSocket transport", () => {
   });
 });
 
+describe("direct transport: heartbeat timing", () => {
+  // An interval that is not a whole number of seconds, and a timeout shorter than it.
+  const fx = serverFixture({ pingInterval: 1500, pingTimeout: 300 });
+
+  it("pings exactly every PING_INTERVAL and ends a silent client PING_TIMEOUT after a ping", async () => {
+    const ann = await fx.connect("ann");
+    const silent = await RawClient.open(fx.url, { answerPings: false });
+    silent.send(`40${CHAT_NAMESPACE},{"name":"silent"}`);
+    const opened = Date.now();
+    await silent.frame((f) => f === "2", "a ping");
+    await waitUntil(() => silent.closed, "the silent client is closed", 3000);
+    const closedAfter = Date.now() - opened;
+    assert.ok(closedAfter >= 1500 + 300 - 100 && closedAfter < 1500 + 300 + 1000, `closed ${closedAfter} ms after opening`);
+    // socket.io-client gives up after interval + timeout without a ping: it must still be here.
+    await new Promise((resolve) => setTimeout(resolve, 3500 - (Date.now() - opened)));
+    assert.ok(ann.socket.connected, "socket.io-client still connected after two ping intervals");
+    await ann.joinOk("still");
+  });
+});
+
+describe("allowRequest and admit, on both transports", () => {
+  const fx = serverFixture({
+    allowRequest: (req) => req.headers["x-ticket"] !== "refused",
+    admit: (user) => {
+      if (user.name === "thrower") throw new Error("admit bug");
+      return user.name === "banned" ? { code: "unauthorized", message: "banned here" } : undefined;
+    },
+  });
+
+  for (const transports of [["websocket"], ["polling"]] as const) {
+    it(`${transports[0]}: refuses a request allowRequest rejects, and users admit refuses; a bug in admit harms no one else`, async () => {
+      const attempt = (auth: Record<string, unknown>, headers: Record<string, string> = {}) =>
+        new Promise<{ message: string; data?: { code?: string } }>((resolve, reject) => {
+          const socket = io(`${fx.url}${CHAT_NAMESPACE}`, { auth, transports: [...transports], extraHeaders: headers, reconnection: false, forceNew: true });
+          socket.on("connect", () => {
+            socket.close();
+            reject(new Error("connected"));
+          });
+          socket.on("connect_error", (err: Error & { data?: { code?: string } }) => {
+            socket.close();
+            resolve({ message: err.message, data: err.data });
+          });
+        });
+      assert.ok((await attempt({ name: "ok" }, { "x-ticket": "refused" })).message.length > 0);
+      const banned = await attempt({ name: "banned" });
+      assert.deepEqual([banned.message, banned.data?.code], ["banned here", "unauthorized"]);
+      assert.equal((await attempt({ name: "thrower" })).message, "internal error");
+      const ann = await fx.connect("ann", {}, { transports: [...transports] });
+      await ann.joinOk("admitted");
+      // Closed before the server is: engine.io otherwise holds a polling transport's close for 30 s.
+      ann.close();
+      await waitUntil(() => fx.srv.server.io.engine.clientsCount === 0, "every engine.io client gone");
+    });
+  }
+});
+
 describe("WEBSOCKET_TRANSPORT=socketio", () => {
   const fx = serverFixture({ websocketTransport: "socketio" });
 
@@ -158,6 +214,17 @@ describe("direct transport: a client that stops reading", () => {
     const metrics = await (await fetch(`${fx.url}/metrics`)).text();
     assert.match(metrics, /^roomcast_slow_consumers_total 1$/m);
     slowTcp.destroy(); // a paused socket never sees the close: its client would wait 30 s for it
+  });
+
+  it("keeps a reading client through a burst of one turn far past the limit and the high-water mark", async () => {
+    const bob = await fx.connect("bob");
+    const gateway = fx.srv.server.gateway as unknown as { send(connId: string, event: string, payload: unknown): void };
+    // 200 frames of 1 KB in one turn: 200 KB behind the cork, limit 20 frames.
+    for (let i = 0; i < 200; i++) gateway.send(bob.socket.id!, "burst", `${i} ${"y".repeat(1000)}`);
+    await bob.until(() => bob.events.filter((e) => e.event === "burst").length === 200, "the whole burst");
+    assert.ok(bob.socket.connected);
+    const metrics = await (await fetch(`${fx.url}/metrics`)).text();
+    assert.match(metrics, /^roomcast_slow_consumers_total 1$/m, "only the stopped reader of the test before");
   });
 });
 

@@ -40,7 +40,11 @@ export function bindChatNamespace(
           next(connectError(identity.error));
         }
       },
-      (err: unknown) => next(err instanceof Error ? err : new Error(String(err))),
+      (err: unknown) => {
+        // A bug (or a throwing admit()): logged here, not told to the client.
+        logger.error({ err }, "connecting to the chat namespace failed");
+        next(new Error("internal error"));
+      },
     );
   });
 

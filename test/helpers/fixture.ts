@@ -1,13 +1,13 @@
 import { after, before } from "node:test";
 import type { CreateChatServerOptions } from "../../src/server.js";
-import { TestClient } from "./client.js";
+import { TestClient, type ClientOptions } from "./client.js";
 import { RedisProcess } from "./redis.js";
 import { startServer, type RunningServer } from "./server.js";
 
 export interface ServerFixture {
   readonly srv: RunningServer;
   readonly url: string;
-  connect(name?: string, auth?: Record<string, unknown>, options?: { reconnection?: boolean }): Promise<TestClient>;
+  connect(name?: string, auth?: Record<string, unknown>, options?: ClientOptions): Promise<TestClient>;
   /** Registers a client made elsewhere so that it is closed with the fixture. */
   track(client: TestClient): TestClient;
 }

@@ -18,11 +18,13 @@ export class DirectConnection {
   connecting = false;
   /** A packet with binary attachments still collecting them. */
   partial: BinaryPacket | undefined;
-  /** A ping went out and its pong has not come back. */
-  awaitingPong = false;
-  /** Frames written while the socket was already over its high-water mark. */
+  /** When the ping whose pong has not come back went out; 0 when none is owed. */
+  pingSentAt = 0;
+  /** Frames written in loop turns that began with the previous turns' data still unsent. */
   backlog = 0;
   private corked = false;
+  /** This turn began with the socket over its high-water mark, as left by earlier turns. */
+  private stalled = false;
 
   constructor(
     readonly ws: WebSocket,
@@ -41,16 +43,21 @@ export class DirectConnection {
    */
   write(frame: Buffer): number {
     if (!this.open) return 0;
+    // Straight to the TCP socket, past ws's Sender: safe while compression is off (it is, see
+    // DirectTransport), since the Sender then never holds frames back and each write is whole.
     const tcp = this.tcp;
     if (!this.corked) {
+      // Judged once per turn, before this turn's frames pile up behind the cork (a burst of one
+      // turn passes the high-water mark by itself): only data that earlier turns left unsent,
+      // which the kernel would not take, means a reader that stopped.
+      this.stalled = tcp.writableNeedDrain;
+      if (!this.stalled) this.backlog = 0;
       this.corked = true;
       tcp.cork();
       corked.push(this);
       if (corked.length === 1) setImmediate(uncorkAll);
     }
-    // writableNeedDrain: an earlier write found the buffer past its high-water mark and the
-    // kernel has not taken it since; only a reader that stops keeps it so for long.
-    this.backlog = tcp.writableNeedDrain ? this.backlog + 1 : 0;
+    if (this.stalled) this.backlog++;
     tcp.write(frame);
     return this.backlog;
   }

@@ -27,7 +27,11 @@ import {
   type Packet,
 } from "./wire-packets.js";
 
+/** The application's check of a connection's HTTP request (Origin, address, cookies); false refuses it. */
+export type AllowRequest = (req: IncomingMessage) => boolean | Promise<boolean>;
+
 export interface DirectTransportOptions extends IdentityOptions {
+  allowRequest?: AllowRequest | undefined;
   nodeId: string;
   /** Socket.IO's path, with a trailing slash: "/socket.io/". */
   path: string;
@@ -65,7 +69,11 @@ export class DirectTransport {
     private readonly deps: { logger: Logger; metrics: Metrics; handle: ChatEventHandler },
   ) {
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false, maxPayload: options.maxPayload });
-    this.heartbeat = new Heartbeat(options.pingInterval, (connection, now) => this.beat(connection, now));
+    this.heartbeat = new Heartbeat(options.pingInterval, options.pingTimeout, {
+      ping: (connection, now) => this.ping(connection, now),
+      overdue: (connection, now) => connection.pingSentAt > 0 && now - connection.pingSentAt >= options.pingTimeout,
+      expire: (connection) => connection.ws.terminate(), // "ping timeout"
+    });
   }
 
   /** Whether a WebSocket upgrade is a new Socket.IO connection this transport serves. */
@@ -82,7 +90,24 @@ export class DirectTransport {
       tcp.destroy();
       return;
     }
-    this.wss.handleUpgrade(req, tcp, head, (ws) => this.open(ws, tcp));
+    const { allowRequest } = this.options;
+    if (!allowRequest) {
+      this.wss.handleUpgrade(req, tcp, head, (ws) => this.open(ws, tcp));
+      return;
+    }
+    Promise.resolve()
+      .then(() => allowRequest(req))
+      .then(
+        (allowed) => {
+          if (tcp.destroyed) return;
+          if (allowed && !this.closed) this.wss.handleUpgrade(req, tcp, head, (ws) => this.open(ws, tcp));
+          else tcp.end("HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        },
+        (err: unknown) => {
+          this.deps.logger.error({ err }, "allowRequest failed");
+          tcp.destroy();
+        },
+      );
   }
 
   // ------------------------------------------------------------------ Gateway, for the chat domain
@@ -186,7 +211,7 @@ export class DirectTransport {
           return;
         }
         case EngineType.pong:
-          connection.awaitingPong = false;
+          connection.pingSentAt = 0;
           return;
         case EngineType.close:
           ws.close(1000);
@@ -205,7 +230,9 @@ export class DirectTransport {
   }
 
   private onPacket(connection: DirectConnection, packet: Packet): void {
-    if (packet.nsp === CHAT_NAMESPACE) {
+    if (packet.nsp === "/" && packet.type === PacketType.DISCONNECT) {
+      connection.inMainNamespace = false;
+    } else if (packet.nsp === CHAT_NAMESPACE) {
       if (packet.type === PacketType.CONNECT) this.connectChat(connection, packet.data);
       else if (packet.type === PacketType.EVENT) this.onEvent(connection, packet);
       else if (packet.type === PacketType.DISCONNECT) this.leaveChat(connection);
@@ -225,8 +252,8 @@ export class DirectTransport {
     if (connection.session || connection.connecting) return;
     connection.connecting = true;
     const { logger, metrics } = this.deps;
-    identify(auth, this.options).then(
-      (identity) => {
+    identify(auth, this.options)
+      .then((identity) => {
         connection.connecting = false;
         if (!connection.open) return;
         if (!identity.ok) {
@@ -241,13 +268,13 @@ export class DirectTransport {
         metrics.connections.inc();
         connection.write(textFrame(connectPacket(CHAT_NAMESPACE, id)));
         connection.write(textFrame(eventPacket(CHAT_NAMESPACE, "hello", { user: identity.user, node: this.options.nodeId })));
-      },
-      (err: unknown) => {
+      })
+      .catch((err: unknown) => {
+        // A bug (or a throwing admit()): this connection ends, the process goes on.
         connection.connecting = false;
-        logger.error({ err }, "identify failed");
+        logger.error({ err }, "connecting to the chat namespace failed");
         connection.write(textFrame(connectErrorPacket(CHAT_NAMESPACE, "internal error", undefined)));
-      },
-    );
+      });
   }
 
   private onEvent(connection: DirectConnection, packet: Packet): void {
@@ -283,16 +310,15 @@ export class DirectTransport {
     this.leaveChat(connection);
   }
 
-  /** Once per ping interval per connection: ping, or close it if the last ping went unanswered. */
-  private beat(connection: DirectConnection, now: number): void {
-    if (connection.awaitingPong) {
-      connection.ws.terminate(); // "ping timeout"
-    } else if (!connection.session && !connection.inMainNamespace && !connection.connecting && now - connection.openedAt >= this.options.connectTimeout) {
+  /** Once per ping interval per connection, unless it still owes a pong (PING_TIMEOUT > PING_INTERVAL). */
+  private ping(connection: DirectConnection, now: number): void {
+    if (connection.pingSentAt > 0) return;
+    if (!connection.session && !connection.inMainNamespace && !connection.connecting && now - connection.openedAt >= this.options.connectTimeout) {
       connection.ws.close(1008, "no namespace connected");
-    } else {
-      connection.awaitingPong = true;
-      connection.write(PING_FRAME);
+      return;
     }
+    connection.pingSentAt = now;
+    connection.write(PING_FRAME);
   }
 
   private write(connection: DirectConnection, frame: Buffer): void {
