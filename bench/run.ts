@@ -40,6 +40,7 @@ const HELP = `npm run bench [-- options]
   --retries N             re-run a single run or a saturate step when others' CPU passed --noise-limit (1; quick 0)
   --noise-limit CORES     (0.25)
   --cpu-prof              one extra roomcast dm run with node --cpu-prof; top self-time functions in the report
+  --cpu-prof-scenario S   profile group's layout and rate instead of dm's
   --out DIR               where results go (bench/results)
   --no-docs               do not update docs/benchmark.md (a full run with every scenario does)
   --max-minutes M         stop everything after this long (30; quick 5)`;
@@ -65,6 +66,7 @@ const { values: flags } = parseArgs({
     repeat: { type: "string" },
     "noise-limit": { type: "string" },
     "cpu-prof": { type: "boolean", default: false },
+    "cpu-prof-scenario": { type: "string" },
     out: { type: "string" },
     "no-docs": { type: "boolean", default: false },
     "max-minutes": { type: "string" },
@@ -271,14 +273,16 @@ async function main(): Promise<void> {
   if (flags["cpu-prof"] && !interrupted && systems.includes("roomcast")) {
     const dir = join(outDir, `${stamp}-profile`);
     mkdirSync(dir, { recursive: true });
-    log("profile: one more roomcast dm run with --cpu-prof (not in the tables: profiling slows it)");
-    const [run] = await runTraffic("roomcast", spec("dm-profile", dm, [3, 0.5], [10, 1.5], { cpuProfDir: dir }), [dmRate]);
+    const profiled = flags["cpu-prof-scenario"] === "group" ? "group" : "dm";
+    log(`profile: one more roomcast ${profiled} run with --cpu-prof (not in the tables: profiling slows it)`);
+    const [layout, rate] = profiled === "group" ? [group, groupRate] : [dm, dmRate];
+    const [run] = await runTraffic("roomcast", spec(`${profiled}-profile`, layout, [3, 0.5], [10, 1.5], { cpuProfDir: dir }), [rate]);
     const files = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")).map((f) => join(dir, f));
     // The measured window only: startup, joins and shutdown are not what a message costs.
     let top = run ? topSelfTime(files, ROOT, 20, run.windowMonoUs) : [];
     const windowOnly = top.length > 0;
     if (!windowOnly) top = topSelfTime(files, ROOT, 20);
-    results.profile = { files: files.map((f) => f.replace(ROOT, "")), windowOnly, top, ...(run && { run }) };
+    results.profile = { scenario: profiled, files: files.map((f) => f.replace(ROOT, "")), windowOnly, top, ...(run && { run }) };
   }
 
   results.durationSec = (Date.now() - started) / 1000;

@@ -99,5 +99,5 @@ export interface BenchResults {
   fanout?: ScenarioResult<TrafficFigures>;
   idle?: ScenarioResult<IdleFigures>;
   saturate?: ScenarioResult<SaturateFigures>;
-  profile?: { files: string[]; windowOnly: boolean; top: Array<{ selfMs: number; share: number; fn: string; where: string }>; run?: TrafficFigures };
+  profile?: { scenario?: string; files: string[]; windowOnly: boolean; top: Array<{ selfMs: number; share: number; fn: string; where: string }>; run?: TrafficFigures };
 }

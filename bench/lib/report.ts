@@ -259,7 +259,7 @@ export function markdown(results: BenchResults, chartFile: string | undefined): 
     const run = p.run ? ` That run: ${fmt.int(p.run.deliveriesPerSec)} deliveries/s, ${fmt.num(p.run.serverCpuUsPerDelivery)} us/delivery under the profiler.` : "";
     parts.push(
       "",
-      "## CPU profile of roomcast (dm, --cpu-prof)",
+      `## CPU profile of roomcast (${p.scenario ?? "dm"}, --cpu-prof)`,
       "",
       `Self time of both processes, ${p.windowOnly ? "measured window only" : "whole process lifetime (startup and shutdown included)"}, idle left out.${run} Profiles (not committed): ${p.files.join(", ")}`,
       "",
