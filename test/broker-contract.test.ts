@@ -34,6 +34,21 @@ function brokerContract(name: string, setup: () => Promise<{ broker: Broker; clo
       assert.deepEqual(second.from, from);
     });
 
+    it("gives each of many messages sent at once, to several rooms, its own seq in order; a resend among them gets the original's", async () => {
+      const sends: Array<Promise<{ seq: number; ts: number }>> = [];
+      for (let i = 0; i < 30; i++) sends.push(publish(`c-batch-${i % 3}`, `b${i}`));
+      const once = { room: "c-batch-0", ts: Date.now(), from, text: "once", clientMsgId: "same" };
+      sends.push(broker.publishMessage("c-batch-0", once), broker.publishMessage("c-batch-0", { ...once, ts: once.ts + 5 }));
+      const results = await Promise.all(sends);
+      for (let room = 0; room < 3; room++) {
+        assert.deepEqual(results.slice(0, 30).filter((_, i) => i % 3 === room).map((m) => m.seq), Array.from({ length: 10 }, (_, i) => i + 1));
+      }
+      const [original, resend] = results.slice(30);
+      assert.deepEqual([original!.seq, resend!.seq, resend!.ts], [11, 11, original!.ts]);
+      const page = await broker.history("c-batch-0", { after: 0, limit: 100 });
+      assert.deepEqual(page.messages.map((m) => m.text), [...Array.from({ length: 10 }, (_, i) => `b${i * 3}`), "once"]);
+    });
+
     it("reads history after a seq (oldest first) and before a seq (newest, oldest first)", async () => {
       for (let i = 1; i <= 10; i++) await publish("c-hist", `m${i}`);
       const after3 = await broker.history("c-hist", { after: 3, limit: 4 });
