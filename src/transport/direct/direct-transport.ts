@@ -180,12 +180,9 @@ export class DirectTransport {
 
   // One listener per kind for every connection, made once per transport (`this` is the WebSocket).
   private readonly onMessage = listener(this, (transport, ws, data: Buffer, isBinary: boolean) => transport.receive(ws, data, isBinary));
-  private readonly onClose = listener(this, (transport, ws) => transport.closed_(ws));
-  private readonly onError = listener(this, (transport, ws, err: Error) => {
-    // ws closes the connection itself after a protocol error (bad frame, too large, bad UTF-8).
-    transport.deps.logger.debug({ err }, "websocket error");
-    void ws;
-  });
+  private readonly onClose = listener(this, (transport, ws) => transport.forget(ws));
+  // ws closes the connection itself after a protocol error (bad frame, too large, bad UTF-8).
+  private readonly onError = listener(this, (transport, _ws, err: Error) => transport.deps.logger.debug({ err }, "websocket error"));
 
   private receive(ws: WebSocket, data: Buffer, isBinary: boolean): void {
     const connection = this.byWebSocket.get(ws);
@@ -301,7 +298,7 @@ export class DirectTransport {
     session.close().catch((err: unknown) => this.deps.logger.error({ err }, "session close failed"));
   }
 
-  private closed_(ws: WebSocket): void {
+  private forget(ws: WebSocket): void {
     const connection = this.byWebSocket.get(ws);
     if (!connection) return;
     this.byWebSocket.delete(ws);
