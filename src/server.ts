@@ -94,20 +94,19 @@ export async function createChatServer(input: CreateChatServerOptions = {}): Pro
   releaseHandshakeRequests(io.engine);
   const nsp = io.of(CHAT_NAMESPACE);
   const handle = createChatEventHandler({ logger, metrics });
-  const identity = { nodeId, maxBufferedPackets: options.maxBufferedPackets, jwtSecret: options.jwtSecret || undefined, admit };
-  const engineOptions = io.engine.opts;
+  const connectionOptions = { nodeId, maxBufferedPackets: options.maxBufferedPackets, jwtSecret: options.jwtSecret || undefined, admit };
   const direct: DirectTransport | undefined =
     options.websocketTransport === "direct"
       ? new DirectTransport(
           (connId, user): Session => service.openSession(connId, user),
           {
-            ...identity,
+            ...connectionOptions,
             allowRequest,
             path: `${io.path()}/`,
             pingInterval: options.pingInterval,
             pingTimeout: options.pingTimeout,
             connectTimeout: io.connectTimeout(),
-            maxPayload: engineOptions.maxHttpBufferSize ?? 1e6,
+            maxPayload: io.engine.opts.maxHttpBufferSize ?? 1e6,
           },
           { logger, metrics, handle },
         )
@@ -132,7 +131,7 @@ export async function createChatServer(input: CreateChatServerOptions = {}): Pro
       logger.warn({ err, context }, "bus operation failed");
     },
   });
-  bindChatNamespace(nsp, service, identity, { logger, metrics, handle });
+  bindChatNamespace(nsp, service, connectionOptions, { logger, metrics, handle });
   metrics.roomCount = () => service.rooms.size;
 
   let closing: Promise<void> | undefined;
