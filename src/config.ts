@@ -11,6 +11,15 @@ const Duration = z.string().transform((raw, ctx) => {
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] ?? "s"]!;
   return Math.round(Number(match[1]) * unit);
 });
+/** Node's timers hold at most 2^31 - 1 ms (about 24.8 days); longer ones fire at once. */
+const TIMER_MAX_MS = 2 ** 31 - 1;
+const duration = (minMs: number, maxMs = TIMER_MAX_MS) =>
+  Duration.pipe(
+    z
+      .number()
+      .min(minMs, `must be at least ${minMs} ms`)
+      .max(maxMs, maxMs === TIMER_MAX_MS ? "must be under 24 days (Node's timer limit)" : `must be at most ${maxMs} ms`),
+  );
 const int = (min: number, max: number) =>
   z
     .string()
@@ -34,25 +43,25 @@ const OPTIONS = {
   redisUrl: { schema: z.string().regex(/^rediss?:\/\//, "expected redis://host:port"), default: "", help: "Redis for scale-out; empty = in-memory bus" },
   redisMode: { schema: oneOf("single", "cluster"), default: "single", help: "cluster: REDIS_URL is a node of a Redis Cluster; rooms spread over its shards (sharded pub/sub)" },
   redisPrefix: { schema: z.string().regex(/^[\w:.-]{1,64}$/, "expected 1-64 of A-Z a-z 0-9 _ : . -"), default: "roomcast:", help: "prefix of every Redis key and channel" },
-  redisTimeout: { schema: Duration, default: "2s", help: "longest wait for one Redis command before answering unavailable" },
+  redisTimeout: { schema: duration(10), default: "2s", help: "longest wait for one Redis command before answering unavailable" },
   maxMessageLength: { schema: int(1, 1_000_000), default: "4000", help: "characters per message" },
   maxRoomsPerConnection: { schema: int(1, 10_000), default: "50", help: "rooms one connection may be in" },
   roomCapacity: { schema: int(0, 1_000_000), default: "0", help: "users per room, 0 = unlimited" },
   historyLimit: { schema: int(1, 1_000_000), default: "1000", help: "messages kept per room" },
-  historyTtl: { schema: Duration, default: "1d", help: "an idle room's history expires after this (over Redis up to 2 min later)" },
+  historyTtl: { schema: duration(1000, 10 * 365 * 86_400_000), default: "1d", help: "an idle room's history expires after this (over Redis up to 2 min later)" },
   messageRate: { schema: rate, default: "10", help: "messages per second per connection" },
   messageBurst: { schema: int(1, 1_000_000), default: "20", help: "messages at once per connection" },
   typingRate: { schema: rate, default: "2", help: "typing events per second per connection" },
   typingBurst: { schema: int(1, 1_000_000), default: "5", help: "typing events at once per connection" },
   joinRate: { schema: rate, default: "5", help: "joins per second per connection" },
   joinBurst: { schema: int(1, 1_000_000), default: "60", help: "joins at once per connection (a reconnect rejoins every room)" },
-  unsubscribeDelay: { schema: Duration, default: "2s", help: "keep a room subscribed this long after its last local member left" },
-  presenceTimeout: { schema: Duration, default: "15s", help: "a dead process's users leave presence after this" },
+  unsubscribeDelay: { schema: duration(0), default: "2s", help: "keep a room subscribed this long after its last local member left" },
+  presenceTimeout: { schema: duration(1000), default: "15s", help: "a dead process's users leave presence after this" },
   websocketTransport: { schema: oneOf("direct", "socketio"), default: "direct", help: "direct: WebSocket clients are served by roomcast's lean Socket.IO layer over ws (less memory and CPU); socketio: by Socket.IO itself" },
-  pingInterval: { schema: Duration, default: "25s", help: "how often the server pings each client (keeps proxies from closing idle connections)" },
-  pingTimeout: { schema: Duration, default: "20s", help: "a client that does not answer a ping within this is disconnected" },
+  pingInterval: { schema: duration(100), default: "25s", help: "how often the server pings each client (keeps proxies from closing idle connections)" },
+  pingTimeout: { schema: duration(100), default: "20s", help: "a client that does not answer a ping within this is disconnected" },
   maxBufferedPackets: { schema: int(1, 10_000_000), default: "1000", help: "unsent packets before a slow connection is closed" },
-  shutdownTimeout: { schema: Duration, default: "10s", help: "longest graceful shutdown before exit" },
+  shutdownTimeout: { schema: duration(0), default: "10s", help: "longest graceful shutdown before exit" },
   jwtSecret: { schema: z.string().min(16, "expected at least 16 characters"), default: "", help: "HS256 secret; when set, a valid token is required", secret: true },
   corsOrigin: { schema: z.string(), default: "", help: "allowed browser origins, comma-separated; empty = same origin only" },
   nodeId: { schema: z.string().regex(/^[\w.:-]{1,64}$/, "expected 1-64 of A-Z a-z 0-9 _ . : -"), default: "", help: "this process's id (default: host name + random)" },

@@ -72,7 +72,7 @@ describe("loadOptions", () => {
   });
 
   it("reads durations in ms, s, m, h, d, or bare seconds", () => {
-    const ttl = (raw: string): number => loadOptions([], { HISTORY_TTL: raw }).historyTtl;
+    const ttl = (raw: string): number => loadOptions([], { UNSUBSCRIBE_DELAY: raw }).unsubscribeDelay;
     assert.equal(ttl("500ms"), 500);
     assert.equal(ttl("15s"), 15_000);
     assert.equal(ttl("1.5s"), 1500);
@@ -82,7 +82,7 @@ describe("loadOptions", () => {
     assert.equal(ttl("30"), 30_000);
     assert.equal(loadOptions(["--shutdown-timeout", "250ms"], {}).shutdownTimeout, 250);
     for (const bad of ["10 minutes", "1w", "-5s", "s", "1.2.3s", ""]) {
-      assert.match(configError([], { HISTORY_TTL: bad }), /^invalid HISTORY_TTL: expected a duration/, JSON.stringify(bad));
+      assert.match(configError([], { UNSUBSCRIBE_DELAY: bad }), /^invalid UNSUBSCRIBE_DELAY: expected a duration/, JSON.stringify(bad));
     }
     assert.match(configError(["--unsubscribe-delay", "soon"]), /^invalid --unsubscribe-delay: /);
   });
@@ -104,6 +104,11 @@ describe("loadOptions", () => {
       [[], { REDIS_PREFIX: "has space" }, /^invalid REDIS_PREFIX: /],
       [[], { JWT_SECRET: "short" }, /^invalid JWT_SECRET: expected at least 16 characters/],
       [[], { LOG_LEVEL: "loud" }, /^invalid LOG_LEVEL: /],
+      // Durations have bounds: 0 would ping without pause, 30 days overflows Node's timers.
+      [[], { PING_INTERVAL: "0" }, /^invalid PING_INTERVAL: must be at least 100 ms/],
+      [[], { PING_TIMEOUT: "30d" }, /^invalid PING_TIMEOUT: must be under 24 days/],
+      [[], { HISTORY_TTL: "500ms" }, /^invalid HISTORY_TTL: must be at least 1000 ms/],
+      [["--redis-timeout", "0"], {}, /^invalid --redis-timeout: must be at least 10 ms/],
       [[], { NODE_ID: "a b" }, /^invalid NODE_ID: /],
       [["--max-buffered-packets", "x"], { MAX_BUFFERED_PACKETS: "5" }, /^invalid --max-buffered-packets: /],
       [["--bogus", "1"], {}, /--bogus/],
