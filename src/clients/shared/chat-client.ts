@@ -93,8 +93,10 @@ export class ChatClient {
     this.socket = io(`${options.url?.replace(/\/+$/, "") ?? ""}${CHAT_NAMESPACE}`, {
       auth,
       autoConnect: false,
-      // WebSocket only: no sticky sessions needed when several processes serve one address.
-      transports: ["websocket"],
+      // WebSocket first (no sticky sessions needed when several processes serve one address);
+      // long-polling only where a proxy or network lets no WebSocket through.
+      transports: ["websocket", "polling"],
+      tryAllTransports: true,
       reconnectionDelay: options.reconnectionDelayMs ?? 500,
       reconnectionDelayMax: options.reconnectionDelayMaxMs ?? 5000,
     });
