@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { io } from "socket.io-client";
-import { CHAT_NAMESPACE, type Ack, type Hello, type JoinResult } from "../src/protocol.js";
-import { waitUntil } from "./helpers/client.js";
+import { CHAT_NAMESPACE } from "../src/protocol.js";
+import { TestClient } from "./helpers/client.js";
 import { serverFixture } from "./helpers/fixture.js";
 
 /** The engine.io connections of the server's chat sockets, with what they still hold of the handshake. */
@@ -27,17 +26,9 @@ describe("Socket.IO connections let go of their handshake request", () => {
   });
 
   it("over polling upgraded to WebSocket, as browsers connect", async () => {
-    const socket = io(`${fx.url}${CHAT_NAMESPACE}`, { auth: { name: "poller" }, reconnection: false, forceNew: true });
-    try {
-      let hello: Hello | undefined;
-      socket.on("hello", (h: Hello) => (hello = h));
-      await waitUntil(() => hello !== undefined && socket.io.engine.transport.name === "websocket", "hello, then the upgrade");
-      assert.equal(hello!.user.name, "poller");
-      for (const req of handshakeRequests(fx)) assert.equal(req, null);
-      const ack = (await socket.timeout(5000).emitWithAck("join", { room: "mem-poll" })) as Ack<JoinResult>;
-      assert.equal(ack.ok, true);
-    } finally {
-      socket.close();
-    }
+    const poller = fx.track(await TestClient.connectUpgraded(fx.url, { name: "poller" }));
+    assert.equal(poller.hello!.user.name, "poller");
+    for (const req of handshakeRequests(fx)) assert.equal(req, null);
+    await poller.joinOk("mem-poll");
   });
 });

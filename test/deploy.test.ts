@@ -6,8 +6,6 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { io } from "socket.io-client";
-import { CHAT_NAMESPACE, type Hello } from "../src/protocol.js";
 import { TestClient, waitUntil } from "./helpers/client.js";
 import { freePort, killOnExit, RedisProcess } from "./helpers/redis.js";
 import { startServer, type RunningServer } from "./helpers/server.js";
@@ -87,16 +85,9 @@ describe("deployment recipe: nginx in front of two processes (deploy/nginx-roomc
   });
 
   it("keeps a long-polling client on one process (ip_hash) until it upgrades, and it chats", async () => {
-    const socket = io(`${nginx.url}${CHAT_NAMESPACE}`, { auth: { name: "poller" }, reconnection: false, forceNew: true });
-    try {
-      let hello: Hello | undefined;
-      socket.on("hello", (h: Hello) => (hello = h));
-      await waitUntil(() => hello !== undefined && socket.io.engine.transport.name === "websocket", "connected over polling, then upgraded");
-      const ack = (await socket.timeout(5000).emitWithAck("join", { room: "behind-nginx" })) as { ok: boolean };
-      assert.equal(ack.ok, true);
-    } finally {
-      socket.close();
-    }
+    const poller = await TestClient.connectUpgraded(nginx.url, { name: "poller" });
+    clients.push(poller);
+    await poller.joinOk("behind-nginx");
   });
 });
 

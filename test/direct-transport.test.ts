@@ -232,13 +232,7 @@ describe("direct transport: socket.io-client with its defaults", () => {
   const fx = serverFixture();
 
   it("connects over polling, upgrades through Socket.IO, and chats", async () => {
-    const socket = io(`${fx.url}${CHAT_NAMESPACE}`, { auth: { name: "browserish" }, reconnection: false, forceNew: true });
-    try {
-      await waitUntil(() => socket.connected && socket.io.engine.transport.name === "websocket", "connected and upgraded");
-      const ack = (await socket.timeout(5000).emitWithAck("join", { room: "upgraded" })) as { ok: boolean };
-      assert.equal(ack.ok, true);
-    } finally {
-      socket.close();
-    }
+    const client = fx.track(await TestClient.connectUpgraded(fx.url, { name: "browserish" }));
+    await client.joinOk("upgraded");
   });
 });

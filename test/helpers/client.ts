@@ -48,6 +48,13 @@ export class TestClient {
     return client;
   }
 
+  /** As browsers connect with socket.io-client's defaults: long-polling first, then the upgrade to WebSocket. */
+  static async connectUpgraded(url: string, auth: Record<string, unknown> = {}): Promise<TestClient> {
+    const client = await TestClient.connect(url, auth, { transports: ["polling", "websocket"] });
+    await client.until(() => client.socket.io.engine.transport.name === "websocket", "the upgrade to WebSocket");
+    return client;
+  }
+
   get id(): string {
     return this.hello!.user.id;
   }
