@@ -150,6 +150,47 @@ export class RedisClusterNodes {
     return owner;
   }
 
+  /** The hash slot of `key`. */
+  async slotOf(key: string): Promise<number> {
+    return Number(await this.survivor.sendCommand(["CLUSTER", "KEYSLOT", key]));
+  }
+
+  /** Subscribers of a sharded channel on the node at `index`, as that node counts them. */
+  async shardSubscribers(index: number, channel: string): Promise<number> {
+    const [, count] = (await this.clients[index]!.sendCommand(["PUBSUB", "SHARDNUMSUB", channel])) as [string, number];
+    return Number(count);
+  }
+
+  /**
+   * Moves `slot` from the master at `from` to the master at `to` as `redis-cli --cluster reshard`
+   * does: IMPORTING on the target, MIGRATING on the source, MIGRATE its keys in batches until the
+   * source has none left (new keys go to the target meanwhile, by ASK), then SETSLOT NODE on the
+   * target, the source and every other master. `pauseMs` is waited after each batch of
+   * `batch` keys (redis-cli's --cluster-pipeline, 10 by default), so that traffic meets the slot
+   * half moved. Returns the keys moved.
+   */
+  async moveSlot(slot: number, from: number, to: number, { batch = 10, pauseMs = 0 } = {}): Promise<string[]> {
+    const source = this.clients[from]!;
+    const target = this.clients[to]!;
+    const [sourceId, targetId] = (await Promise.all([source, target].map((c) => c.sendCommand(["CLUSTER", "MYID"])))) as unknown as [string, string];
+    await target.sendCommand(["CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceId]);
+    await source.sendCommand(["CLUSTER", "SETSLOT", String(slot), "MIGRATING", targetId]);
+    const moved: string[] = [];
+    for (;;) {
+      const keys = (await source.sendCommand(["CLUSTER", "GETKEYSINSLOT", String(slot), String(batch)])) as string[];
+      if (keys.length === 0) break;
+      await source.sendCommand(["MIGRATE", "127.0.0.1", String(this.ports[to]), "", "0", "5000", "KEYS", ...keys]);
+      moved.push(...keys);
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
+    const masters = [to, from, ...this.ports.map((_, i) => i).filter((i) => i !== to && i !== from && !this.dead.has(i))];
+    for (const index of masters) {
+      const role = (await this.clients[index]!.sendCommand(["ROLE"])) as [string];
+      if (role[0] === "master") await this.clients[index]!.sendCommand(["CLUSTER", "SETSLOT", String(slot), "NODE", targetId]);
+    }
+    return moved;
+  }
+
   /** SIGKILLs one node: it stays down until the test ends. */
   async kill(index: number): Promise<void> {
     const child = this.children[index]!;

@@ -1,0 +1,206 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { ChatMessage } from "../src/protocol.js";
+import { TestClient, waitUntilAsync } from "./helpers/client.js";
+import { UNLIMITED_RATE } from "./helpers/fixture.js";
+import { RedisClusterNodes } from "./helpers/redis-cluster-nodes.js";
+import { startServer, type RunningServer } from "./helpers/server.js";
+
+const PREFIX = "rs:";
+/** Longest wait for anything to settle after a move: it takes well under a second here. */
+const SETTLE_MS = 8000;
+
+interface Acked {
+  seq: number;
+  text: string;
+  clientMsgId: string;
+}
+
+/**
+ * Two roomcast processes on a real three-master Redis Cluster while a busy room's slot is moved to
+ * another master, the way `redis-cli --cluster reshard` does it (SETSLOT IMPORTING / MIGRATING,
+ * MIGRATE, SETSLOT NODE). Members on both processes must get every acked message once, in order,
+ * and the room's subscriptions must follow the slot to its new master.
+ */
+describe("Redis Cluster resharding", () => {
+  let nodes: RedisClusterNodes;
+  const servers: RunningServer[] = [];
+  const clients: TestClient[] = [];
+  // An unhandled rejection would end a real process: none may come from a reshard.
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+
+  before(async () => {
+    process.on("unhandledRejection", onUnhandled);
+    nodes = await RedisClusterNodes.start(3);
+    for (const nodeId of ["r1", "r2"]) {
+      servers.push(await startServer({ ...UNLIMITED_RATE, redisUrl: nodes.url, redisMode: "cluster", redisPrefix: PREFIX, nodeId, redisTimeout: 1000, roomCapacity: 0 }));
+    }
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    for (const s of servers) await s.close();
+    await nodes?.stop();
+    process.off("unhandledRejection", onUnhandled);
+  });
+
+  /** A room of its own with a member on each process, and where its slot is. */
+  async function busyRoom(name: string) {
+    const channel = `${PREFIX}{${name}}:history`;
+    const slot = await nodes.slotOf(channel);
+    const from = await nodes.nodeOf(channel);
+    const to = (from + 1) % nodes.ports.length;
+    const ann = await TestClient.connect(servers[0]!.url, { name: `ann-${name}` });
+    const bob = await TestClient.connect(servers[1]!.url, { name: `bob-${name}` });
+    clients.push(ann, bob);
+    await ann.joinOk(name);
+    await bob.joinOk(name);
+    return { channel, slot, from, to, ann, bob };
+  }
+
+  /** Sends until `stop()`, each message with a clientMsgId and resent until acked ok. */
+  async function keepSending(client: TestClient, room: string, who: string, acked: Acked[], refused: Map<string, number>, stop: () => boolean) {
+    for (let i = 0; !stop(); i++) {
+      const text = `${who} ${i}`;
+      const clientMsgId = `${who}-${i}`;
+      for (let attempt = 0; ; attempt++) {
+        const ack = await client.send(room, text, { clientMsgId });
+        if (ack.ok) {
+          acked.push({ seq: ack.seq, text, clientMsgId });
+          break;
+        }
+        refused.set(ack.error.code, (refused.get(ack.error.code) ?? 0) + 1);
+        assert.ok(attempt < 100, `${text} still refused (${ack.error.code}) after 100 attempts`);
+        await sleep(20);
+      }
+      await sleep(2);
+    }
+  }
+
+  /** History holds every acked message under its seq, and each member got it all once, in order. */
+  async function assertDelivered(room: string, members: TestClient[], acked: Acked[]) {
+    const page = { messages: [] as ChatMessage[] };
+    for (let before: number | undefined; before !== 1; ) {
+      const older = await members[0]!.history(room, before === undefined ? { limit: 100 } : { limit: 100, before });
+      assert.ok(older.ok, `history before ${before}`);
+      if (older.messages.length === 0) break;
+      page.messages.unshift(...older.messages);
+      before = older.messages[0]!.seq;
+    }
+    const seqs = page.messages.map((m) => m.seq);
+    assert.deepEqual(seqs, seqs.map((_, i) => i + 1), "history is gap-free from seq 1");
+    const stored = new Map(page.messages.map((m) => [m.seq, m.text]));
+    for (const { seq, text } of acked) assert.equal(stored.get(seq), text, `acked message ${seq} is in history`);
+    assert.equal(page.messages.length, acked.length, "history holds each acked message once");
+    for (const member of members) {
+      await member.until(() => member.messagesIn(room).length >= page.messages.length, `${member.hello!.user.name} gets all ${page.messages.length}`, SETTLE_MS);
+      assert.deepEqual(member.messagesIn(room).map((m) => [m.seq, m.text]), page.messages.map((m) => [m.seq, m.text]));
+    }
+  }
+
+  /** Both processes' subscriptions to `channel` are on `owner` and on no other node. */
+  async function assertSubscribedOn(channel: string, owner: number) {
+    await waitUntilAsync(async () => {
+      for (let i = 0; i < nodes.ports.length; i++) {
+        if ((await nodes.shardSubscribers(i, channel)) !== (i === owner ? 2 : 0)) return false;
+      }
+      return true;
+    }, `both processes subscribed to ${channel} on its new master only`, SETTLE_MS);
+  }
+
+  it("a busy room keeps one gap-free order across processes while its slot moves, and its subscriptions follow", async (t) => {
+    const { channel, slot, from, to, ann, bob } = await busyRoom("busy");
+    assert.equal(await nodes.shardSubscribers(from, channel), 2);
+    const acked: Acked[] = [];
+    const refused = new Map<string, number>();
+    let moved = false;
+    let ackedAtMove = 0;
+    const stop = () => moved && acked.length >= ackedAtMove + 40;
+    const senders = Promise.all([keepSending(ann, "busy", "ann", acked, refused, stop), keepSending(bob, "busy", "bob", acked, refused, stop)]);
+
+    await ann.until(() => acked.length >= 40, "messages flowing before the move");
+    const startedAt = Date.now();
+    const keys = await nodes.moveSlot(slot, from, to, { pauseMs: 100 });
+    const moveMs = Date.now() - startedAt;
+    ackedAtMove = acked.length;
+    moved = true;
+    // The room's data moved whole: meta, history and the resend (dedupe) keys.
+    for (const suffix of ["meta", "history", "sent:"]) assert.ok(keys.some((k) => k.startsWith(`${PREFIX}{busy}:${suffix}`)), `${suffix} key migrated`);
+    assert.equal(Number(await nodes.clients[from]!.sendCommand(["CLUSTER", "COUNTKEYSINSLOT", String(slot)])), 0);
+    assert.equal(await nodes.nodeOf(channel), to);
+
+    await Promise.race([senders, sleep(20_000, undefined, { ref: false }).then(() => assert.fail("senders stalled after the move"))]);
+    await assertSubscribedOn(channel, to);
+    t.diagnostic(`moved ${keys.length} keys in ${moveMs} ms with ${ackedAtMove} acked; refused meanwhile: ${JSON.stringify([...refused])}`);
+
+    await assertDelivered("busy", [ann, bob], acked);
+    // A resend from before the move is still recognised: its dedupe key moved with the room.
+    const first = acked.find((a) => a.clientMsgId === "ann-0")!;
+    const resent = await ann.send("busy", first.text, { clientMsgId: first.clientMsgId });
+    assert.ok(resent.ok && resent.seq === first.seq, "a resend after the move gets the original seq");
+    // Both processes publish and receive on the new shard.
+    const last = await bob.sendOk("busy", "after the move");
+    await ann.until(() => ann.messagesIn("busy").some((m) => m.seq === last.seq), "ann gets bob's message on the new shard");
+    assert.deepEqual(unhandled, [], "no unhandled promise rejection");
+  });
+
+  it("a subscription still on the old master follows the slot when its connection comes back (MOVED on resubscribe)", async (t) => {
+    const { channel, slot, from, to, ann, bob } = await busyRoom("away");
+    await ann.sendOk("away", "before");
+    await bob.until(() => bob.messagesIn("away").length === 1, "the first message");
+    const owner = nodes.clients[from]!;
+    // Both processes' subscriber connections to the owner are cut and kept out (no new connection
+    // is let in) while the slot moves: they miss its SUNSUBSCRIBE and come back subscribed to a
+    // channel whose slot is elsewhere now, so their resubscribe is answered MOVED.
+    const connected = ((await owner.sendCommand(["CLIENT", "LIST"])) as string).trim().split("\n").length;
+    await owner.sendCommand(["CONFIG", "SET", "maxclients", String(connected)]);
+    const acked: Acked[] = [{ seq: 1, text: "before", clientMsgId: "" }];
+    try {
+      const killed = Number(await owner.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"]));
+      assert.ok(killed >= 2, `both processes' subscriber connections (${killed})`);
+      await nodes.moveSlot(slot, from, to);
+      for (let i = 0; i < 3; i++) {
+        const ack = await ann.sendOk("away", `while away ${i}`);
+        acked.push({ seq: ack.seq, text: `while away ${i}`, clientMsgId: "" });
+      }
+    } finally {
+      await owner.sendCommand(["CONFIG", "SET", "maxclients", "10000"]);
+    }
+    const backAt = Date.now();
+    await assertSubscribedOn(channel, to);
+    t.diagnostic(`subscriptions on the new master ${Date.now() - backAt} ms after the old one let connections in again`);
+    // What was published while the subscriptions were away arrives from history, and live
+    // delivery works on the new shard.
+    for (let i = 0; i < 3; i++) {
+      const ack = await bob.sendOk("away", `after ${i}`);
+      acked.push({ seq: ack.seq, text: `after ${i}`, clientMsgId: "" });
+    }
+    await assertDelivered("away", [ann, bob], acked);
+    assert.deepEqual(unhandled, [], "no unhandled promise rejection");
+  });
+
+  it("a room moved while connected keeps working after its old master's connections drop", async () => {
+    const { channel, slot, from, to, ann, bob } = await busyRoom("dropped");
+    await ann.sendOk("dropped", "before");
+    await nodes.moveSlot(slot, from, to);
+    await assertSubscribedOn(channel, to);
+    await nodes.clients[from]!.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"]);
+    await nodes.clients[from]!.sendCommand(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+    await nodes.clients[to]!.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"]);
+    await assertSubscribedOn(channel, to);
+    const acked: Acked[] = [{ seq: 1, text: "before", clientMsgId: "" }];
+    for (let i = 0; i < 3; i++) {
+      const sender = i % 2 ? bob : ann;
+      let ack = await sender.send("dropped", `after ${i}`);
+      for (let attempt = 0; !ack.ok && attempt < 100; attempt++) {
+        await sleep(20);
+        ack = await sender.send("dropped", `after ${i}`);
+      }
+      assert.ok(ack.ok, `after ${i} acked`);
+      acked.push({ seq: ack.seq, text: `after ${i}`, clientMsgId: "" });
+    }
+    await assertDelivered("dropped", [ann, bob], acked);
+    assert.deepEqual(unhandled, [], "no unhandled promise rejection");
+  });
+});
