@@ -203,4 +203,48 @@ describe("Redis Cluster resharding", () => {
     await assertDelivered("dropped", [ann, bob], acked);
     assert.deepEqual(unhandled, [], "no unhandled promise rejection");
   });
+
+  // node-redis answers a resubscribe's MOVED by re-reading the topology and only then handing the
+  // node's subscriptions on; if that read fails, its listener's rejection was unhandled (ending a
+  // real process) and the subscriptions were dropped for good. Here CLUSTER SLOTS is refused on
+  // every node (an ACL rule), standing in for a topology read that fails at that moment: every
+  // node refusing new connections, or this process briefly cut off from them.
+  it("a subscription answered MOVED on resubscribe follows the slot even when the topology cannot be read right then", async (t) => {
+    const { channel, slot, from, to, ann, bob } = await busyRoom("unread");
+    await ann.sendOk("unread", "before");
+    await bob.until(() => bob.messagesIn("unread").length === 1, "the first message");
+    const owner = nodes.clients[from]!;
+    const acked: Acked[] = [{ seq: 1, text: "before", clientMsgId: "" }];
+    const connectionCount = async () => ((await owner.sendCommand(["CLIENT", "LIST"])) as string).trim().split("\n").length;
+    const connected = await connectionCount();
+    await owner.sendCommand(["CONFIG", "SET", "maxclients", String(connected)]);
+    const setTopologyReadable = (readable: boolean) =>
+      Promise.all(nodes.clients.map((c) => c.sendCommand(["ACL", "SETUSER", "default", ...(readable ? ["+@all"] : ["-cluster|slots", "-cluster|shards", "-cluster|nodes"])])));
+    try {
+      assert.ok(Number(await owner.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"])) >= 2, "both processes' subscriber connections cut");
+      await nodes.moveSlot(slot, from, to);
+      for (let i = 0; i < 2; i++) {
+        const ack = await ann.sendOk("unread", `while away ${i}`);
+        acked.push({ seq: ack.seq, text: `while away ${i}`, clientMsgId: "" });
+      }
+      await setTopologyReadable(false);
+      // The subscriber connections come back, resubscribe, are answered MOVED and cannot find
+      // where the slot went; they reconnect with nothing subscribed.
+      await owner.sendCommand(["CONFIG", "SET", "maxclients", "10000"]);
+      await waitUntilAsync(async () => (await connectionCount()) >= connected, "the subscriber connections back", SETTLE_MS);
+      await sleep(500);
+    } finally {
+      await owner.sendCommand(["CONFIG", "SET", "maxclients", "10000"]);
+      await setTopologyReadable(true);
+    }
+    const readableAt = Date.now();
+    await assertSubscribedOn(channel, to);
+    t.diagnostic(`subscriptions on the new master ${Date.now() - readableAt} ms after the topology was readable again`);
+    for (let i = 0; i < 2; i++) {
+      const ack = await bob.sendOk("unread", `after ${i}`);
+      acked.push({ seq: ack.seq, text: `after ${i}`, clientMsgId: "" });
+    }
+    await assertDelivered("unread", [ann, bob], acked);
+    assert.deepEqual(unhandled, [], "no unhandled promise rejection");
+  });
 });

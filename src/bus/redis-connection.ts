@@ -17,6 +17,8 @@ const TOPOLOGY_REFRESH_MS = 500;
 const RESUBSCRIBE_RETRY_MS = 500;
 /** The event node-redis's cluster client emits with the listeners of a node it dropped. */
 const RESUBSCRIBE_EVENT = "__resubscribeListeners";
+/** The event a node's client emits when its resubscribe after a reconnect is answered MOVED. */
+const MOVED_EVENT = "__MOVED";
 
 export interface RedisConnectionOptions {
   url: string;
@@ -34,6 +36,12 @@ export type Listener = (payload: string) => void;
 /** What node-redis hands over when a node's subscriptions must move: listeners per channel. */
 interface MovedListeners {
   SHARDED?: Map<string, { strings: Set<Listener> }>;
+}
+
+/** The parts of node-redis's cluster internals that hold a node's clients. */
+interface NodeClients {
+  nodeByAddress: Map<string, { client?: NodeJS.EventEmitter; pubSub?: { client: NodeJS.EventEmitter } }>;
+  pubSubNode?: { client: NodeJS.EventEmitter };
 }
 
 /** The typed commands presence uses; a single node's client and a cluster's both route them by key. */
@@ -73,6 +81,8 @@ export class RedisConnection {
   private readonly wanted = new Map<string, Set<Listener>>();
   private scheduleResync: () => void = () => {};
   private closed = false;
+  /** Cluster: node clients whose MOVED listener has been wrapped (see guardMoved). */
+  private readonly guarded = new WeakSet<object>();
 
   constructor(options: RedisConnectionOptions) {
     const { url, logger } = options;
@@ -146,6 +156,8 @@ export class RedisConnection {
         for (const listener of listeners.strings) void this.follow(channel, listener);
       });
       this.takeOverResubscribe();
+      // A node's client connects once before it can ever resubscribe: guard it then.
+      this.cluster.on("node-connect", () => this.guardMoved());
       this.cluster.on("connect", () => (everReady = true));
       this.commands = this.cluster as unknown as RedisCommands;
     } else {
@@ -237,6 +249,40 @@ export class RedisConnection {
     });
   }
 
+  /**
+   * When a node's connection comes back and resubscribing is answered MOVED (its slot moved to
+   * another master while the connection was down: a reshard), node-redis takes every subscription
+   * off that client, re-reads the topology and then hands them on (RESUBSCRIBE_EVENT, followed
+   * above). Its listener is async and nobody handles its promise: if the topology read fails
+   * (every node refusing new connections at that moment), the rejection is unhandled, which ends
+   * the process, and the subscriptions are lost for good. Wrapped here: on that rejection the
+   * subscriptions are followed by retrying each (follow), as after a failover.
+   */
+  private guardMoved(): void {
+    const internals = this.cluster as unknown as NodeClients;
+    const clients = [...internals.nodeByAddress.values()].flatMap((node) => [node.client, node.pubSub?.client]);
+    clients.push(internals.pubSubNode?.client);
+    for (const client of clients) {
+      if (!client || this.guarded.has(client)) continue;
+      this.guarded.add(client);
+      const theirs = client.listeners(MOVED_EVENT);
+      if (theirs.length !== 1) {
+        this.logger.warn({ found: theirs.length }, "node-redis's MOVED hook not found: a reshard may end the process");
+        continue;
+      }
+      const handler = theirs[0] as (moved: MovedListeners) => Promise<void>;
+      client.off(MOVED_EVENT, handler);
+      client.on(MOVED_EVENT, (moved: MovedListeners) => {
+        handler(moved).catch((err: unknown) => {
+          this.logger.warn({ err }, "could not find where a room's slot moved; retrying its subscription");
+          for (const [channel, { strings }] of moved.SHARDED ?? []) {
+            for (const listener of strings) void this.follow(channel, listener);
+          }
+        });
+      });
+    }
+  }
+
   /** Subscribes again until it holds, retrying while the subscription is still wanted. Never rejects. */
   private async follow(channel: string, listener: Listener): Promise<void> {
     for (let attempt = 0; !this.closed && this.wanted.get(channel)?.has(listener); attempt++) {
@@ -247,7 +293,7 @@ export class RedisConnection {
         else this.scheduleResync();
         return;
       } catch (err) {
-        if (attempt === 0) this.logger.warn({ err, channel }, "resubscribing a room after a failover failed; retrying");
+        if (attempt === 0) this.logger.warn({ err, channel }, "resubscribing a room after a failover or reshard failed; retrying");
         await new Promise((resolve) => setTimeout(resolve, RESUBSCRIBE_RETRY_MS).unref());
       }
     }
