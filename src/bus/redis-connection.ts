@@ -17,6 +17,15 @@ const TOPOLOGY_REFRESH_MS = 500;
 const RESUBSCRIBE_RETRY_MS = 500;
 /** The event node-redis's cluster client emits with the listeners of a node it dropped. */
 const RESUBSCRIBE_EVENT = "__resubscribeListeners";
+/**
+ * Cluster: while a slot is being migrated, Redis answers a command on several of its keys TRYAGAIN
+ * when some have moved and some not (a publish always, its resend key being new): nothing ran, and
+ * the answer is to retry. Retried this often for up to half REDIS_TIMEOUT, instead of answering
+ * `unavailable` at once: a reshard of a busy room refused every message for its whole migration
+ * (48 in half a second in the test), and delays them instead (migrating a room's keys takes
+ * milliseconds per batch of 10).
+ */
+const TRYAGAIN_RETRY_MS = 20;
 /** The event a node's client emits when its resubscribe after a reconnect is answered MOVED. */
 const MOVED_EVENT = "__MOVED";
 
@@ -76,6 +85,7 @@ export class RedisConnection {
   private readonly reconnectHandlers: Array<() => void> = [];
   private lastError: unknown;
   private readonly deadlines: Deadlines;
+  private readonly commandTimeoutMs: number;
   private readonly logger: Logger;
   /** Cluster: the subscriptions roomcast holds, so a failed move is retried only while wanted. */
   private readonly wanted = new Map<string, Set<Listener>>();
@@ -87,6 +97,7 @@ export class RedisConnection {
   constructor(options: RedisConnectionOptions) {
     const { url, logger } = options;
     this.logger = logger;
+    this.commandTimeoutMs = options.commandTimeoutMs;
     this.deadlines = new Deadlines(options.commandTimeoutMs);
     this.sharded = options.mode === "cluster";
     const clientOptions = {
@@ -185,7 +196,17 @@ export class RedisConnection {
 
   /** Runs a raw command (EVALSHA, EVAL) that touches `firstKey`'s slot. */
   send<T>(firstKey: string, args: string[]): Promise<T> {
-    return (this.single ? this.single.sendCommand(args) : this.cluster!.sendCommand(firstKey, false, args)) as Promise<T>;
+    if (this.single) return this.single.sendCommand(args) as Promise<T>;
+    let giveUpAt = 0;
+    const attempt = (): Promise<T> =>
+      (this.cluster!.sendCommand(firstKey, false, args) as Promise<T>).catch(async (err: unknown) => {
+        if (!(err instanceof Error) || !err.message.startsWith("TRYAGAIN") || this.closed) throw err;
+        giveUpAt ||= Date.now() + this.commandTimeoutMs / 2;
+        if (Date.now() + TRYAGAIN_RETRY_MS > giveUpAt) throw err;
+        await new Promise((resolve) => setTimeout(resolve, TRYAGAIN_RETRY_MS).unref());
+        return attempt();
+      });
+    return attempt();
   }
 
   subscribe(channel: string, listener: Listener): Promise<void> {
