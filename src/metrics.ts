@@ -1,4 +1,5 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { StreamObserver } from "./chat/local-room.js";
 import type { ErrorCode } from "./protocol.js";
 
 /** Prometheus metrics of one server instance (its own registry, so several can share a process). */
@@ -31,6 +32,37 @@ export class Metrics {
     help: "Connections closed because their write buffer passed MAX_BUFFERED_PACKETS",
     registers: [this.registry],
   });
+
+  /** What a sender waits for: from its message event to the ack (validation, Redis round trip). */
+  readonly messageAck = new Histogram({
+    name: "roomcast_message_ack_seconds",
+    help: "Time from a message event to its ok ack (the publish round trip)",
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  // Redis pub/sub is at-most-once: these say how often it skipped messages and whether history
+  // closed the gap. Lost above zero means members saw a jump in seq.
+  readonly recovered = new Counter({
+    name: "roomcast_stream_recovered_messages_total",
+    help: "Messages delivered from history because the live stream (pub/sub) skipped them",
+    registers: [this.registry],
+  });
+  readonly lost = new Counter({
+    name: "roomcast_stream_lost_messages_total",
+    help: "Messages the live stream skipped that history no longer held: members saw a jump in seq",
+    registers: [this.registry],
+  });
+  readonly restarts = new Counter({
+    name: "roomcast_room_restarts_total",
+    help: "Times a room's sequence started over (Redis lost or expired its data) and its members were sent to reconnect",
+    registers: [this.registry],
+  });
+  /** The chat domain's rooms report to these counters. */
+  readonly streams: StreamObserver = {
+    recovered: (count) => this.recovered.inc(count),
+    lost: (count) => this.lost.inc(count),
+    restarted: () => this.restarts.inc(),
+  };
 
   constructor(options: { processMetrics: boolean }) {
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry });

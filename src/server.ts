@@ -126,6 +126,7 @@ export async function createChatServer(input: CreateChatServerOptions = {}): Pro
       typingRate: { perSecond: options.typingRate, burst: options.typingBurst },
       joinRate: { perSecond: options.joinRate, burst: options.joinBurst },
     },
+    streams: metrics.streams,
     onBusError: (err, context) => {
       metrics.busErrors.inc({ op: context.split(" ")[0] });
       logger.warn({ err, context }, "bus operation failed");

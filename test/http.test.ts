@@ -44,6 +44,9 @@ describe("http endpoints", () => {
     assert.match(text, /^roomcast_messages_sent_total 1$/m);
     assert.match(text, /^roomcast_rejected_total\{code="bad_request"\} 1$/m);
     assert.match(text, /^# TYPE roomcast_bus_errors_total counter$/m);
+    assert.match(text, /^roomcast_message_ack_seconds_count 1$/m, "the one ok message, not the refused join");
+    assert.match(text, /^roomcast_message_ack_seconds_bucket\{le="2.5"\} 1$/m);
+    assert.match(text, /^roomcast_stream_lost_messages_total 0$/m);
     assert.match(text, /^process_cpu_seconds_total /m);
   });
 

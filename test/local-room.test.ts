@@ -102,6 +102,25 @@ describe("LocalRoom: delivery order, the join states and gap filling", () => {
     assert.deepEqual(gateway.seqs("c1"), [1, 2, 3, 4, 5]);
   });
 
+  it("reports to its observer what history recovered, what it no longer held, and a restart", async () => {
+    const counts = { recovered: 0, lost: 0, restarted: 0 };
+    const observer = { recovered: (n: number) => void (counts.recovered += n), lost: (n: number) => void (counts.lost += n), restarted: () => void counts.restarted++ };
+    const short = new MemoryBroker({ historyLimit: 2, historyTtlMs: 60_000 });
+    const observed = new LocalRoom("s", gateway, (after, limit) => short.history("s", { after, limit }), (err) => errors.push(err), observer);
+    const shortEpoch = (await short.history("s", { limit: 0 })).epoch;
+    observed.initialize(0, shortEpoch);
+    observed.beginJoin("c1");
+    observed.activate("c1", 0);
+    const sent: ChatMessage[] = [];
+    for (let i = 0; i < 5; i++) sent.push(await short.publishMessage("s", { room: "s", ts: Date.now(), from: { id: "u", name: "u" }, text: "x" }));
+    observed.receive(sent[4]!, shortEpoch); // 1..4 never came by pub/sub; history keeps only 4 and 5
+    await waitUntil(() => gateway.seqs("c1").length === 2, "4 from history, then 5");
+    assert.deepEqual(gateway.seqs("c1"), [4, 5]);
+    assert.deepEqual(counts, { recovered: 1, lost: 3, restarted: 0 });
+    observed.receive({ ...sent[0]!, seq: 1 }, "another-epoch");
+    assert.deepEqual(counts, { recovered: 1, lost: 3, restarted: 1 }, "a new life is a restart, not a loss");
+  });
+
   it("catches up from history on a resync, when nothing new arrives to reveal the gap", async () => {
     room.beginJoin("c1");
     room.activate("c1", 0);

@@ -2,6 +2,7 @@ import type { Broker } from "../bus/broker.js";
 import type { PresenceStore } from "../bus/presence.js";
 import type { Member } from "../protocol.js";
 import type { Gateway } from "./gateway.js";
+import type { StreamObserver } from "./local-room.js";
 import type { RateSpec } from "./rate-limiter.js";
 import { RoomRegistry } from "./room-registry.js";
 import { Session } from "./session.js";
@@ -25,6 +26,8 @@ export interface ChatServiceDeps {
   unsubscribeDelayMs: number;
   /** Failures of the bus that nobody waits for (a relay, a gap fill); the caller logs and counts them. */
   onBusError: (err: unknown, context: string) => void;
+  /** Gaps in rooms' live streams and how they were closed, for monitoring. */
+  streams?: StreamObserver;
 }
 
 /**
@@ -41,6 +44,7 @@ export class ChatService {
     this.rooms = new RoomRegistry(deps.broker, deps.gateway, {
       unsubscribeDelayMs: deps.unsubscribeDelayMs,
       onError: (err, room) => deps.onBusError(err, `room ${room}`),
+      streams: deps.streams,
     });
     deps.broker.onEvent((room, event) => {
       const local = this.rooms.get(room);

@@ -5,6 +5,21 @@ import type { Gateway } from "./gateway.js";
 /** Reads messages with seq > after from the room's history, oldest first. */
 export type HistoryReader = (after: number, limit: number) => Promise<HistoryPage>;
 
+/**
+ * What a room's stream reports for monitoring (the domain knows nothing of Prometheus): how often
+ * the at-most-once bus skipped messages, and whether history closed the gap.
+ */
+export interface StreamObserver {
+  /** Messages delivered from history because the live stream skipped them. */
+  recovered(count: number): void;
+  /** Seqs that history no longer held either: members saw a jump. */
+  lost(count: number): void;
+  /** The room's sequence started over: Redis lost or expired its data. */
+  restarted(): void;
+}
+
+export const UNOBSERVED: StreamObserver = { recovered() {}, lost() {}, restarted() {} };
+
 const FILL_BATCH = 500;
 const RETRY_MS = 500;
 const CATCH_UP = Symbol("catch-up");
@@ -44,6 +59,7 @@ export class LocalRoom {
     private readonly gateway: Gateway,
     private readonly readAfter: HistoryReader,
     private readonly onError: (err: unknown) => void,
+    private readonly observer: StreamObserver = UNOBSERVED,
   ) {}
 
   /** The newest message delivered here, once the stream has started. */
@@ -124,6 +140,7 @@ export class LocalRoom {
    * tells them that history was lost.
    */
   private startOver(epoch: string, lastSeq: number): void {
+    this.observer.restarted();
     for (const connId of [...this.live, ...(this.joining?.keys() ?? []), ...(this.catchingUp?.keys() ?? [])]) this.gateway.reconnect(connId);
     this.epoch = epoch;
     this.lastSeq = Math.max(0, lastSeq);
@@ -146,6 +163,7 @@ export class LocalRoom {
   }
 
   private deliver(message: ChatMessage): void {
+    if (message.seq > this.lastSeq + 1) this.observer.lost(message.seq - this.lastSeq - 1);
     this.lastSeq = message.seq;
     if (this.live.size > 0) this.gateway.broadcast(this.name, "message", message);
     if (this.joining) for (const buffer of this.joining.values()) buffer.push(message);
@@ -202,6 +220,7 @@ export class LocalRoom {
         if (message.seq >= until) return;
         if (message.seq > this.lastSeq) {
           this.deliver(message);
+          this.observer.recovered(1);
           progressed = true;
         }
       }

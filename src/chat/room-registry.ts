@@ -1,6 +1,6 @@
 import type { Broker } from "../bus/broker.js";
 import type { Gateway } from "./gateway.js";
-import { LocalRoom } from "./local-room.js";
+import { LocalRoom, type StreamObserver } from "./local-room.js";
 
 interface Slot {
   readonly room: LocalRoom;
@@ -16,6 +16,8 @@ export interface RoomRegistryOptions {
   /** How long a room stays subscribed after its last local member left, to absorb churn. */
   unsubscribeDelayMs: number;
   onError: (err: unknown, room: string) => void;
+  /** Every room's stream reports gaps and restarts here. */
+  streams?: StreamObserver;
 }
 
 /**
@@ -51,6 +53,7 @@ export class RoomRegistry {
         this.gateway,
         (after, limit) => this.broker.history(name, { after, limit }),
         (err) => this.options.onError(err, name),
+        this.options.streams,
       );
       slot = { room, refs: 0, subscribed: false, chain: Promise.resolve(), unsubscribeTimer: undefined };
       this.slots.set(name, slot);

@@ -34,9 +34,13 @@ export function createChatEventHandler(deps: { logger: Logger; metrics: Metrics 
   const { logger, metrics } = deps;
 
   return function handle(session, event, args, ack, emitError) {
+    const received = performance.now();
     const reply = (res: AnyAck): void => {
       if (!res.ok) metrics.reject(res.error.code);
-      else if (event === "message") metrics.messages.inc();
+      else if (event === "message") {
+        metrics.messages.inc();
+        metrics.messageAck.observe((performance.now() - received) / 1000);
+      }
       if (ack) ack(res);
       else if (!res.ok) emitError({ ...res.error, event });
     };
