@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { RedisConnection } from "../src/bus/redis-connection.js";
+import { RedisKeys } from "../src/bus/redis-keys.js";
+import { RedisScript } from "../src/bus/redis-scripts.js";
 import type { ChatMessage } from "../src/protocol.js";
 import { TestClient, waitUntilAsync } from "./helpers/client.js";
 import { UNLIMITED_RATE } from "./helpers/fixture.js";
@@ -129,7 +132,7 @@ describe("Redis Cluster resharding", () => {
 
     await ann.until(() => acked.length >= 40, "messages flowing before the move");
     const startedAt = Date.now();
-    const keys = await nodes.moveSlot(slot, from, to, { pauseMs: 50 });
+    const keys = await nodes.moveSlot(slot, from, to, { pauseMs: 20 });
     const moveMs = Date.now() - startedAt;
     ackedAtMove = acked.length;
     moved = true;
@@ -152,6 +155,36 @@ describe("Redis Cluster resharding", () => {
     // Both processes publish and receive on the new shard.
     const last = await bob.sendOk("busy", "after the move");
     await ann.until(() => ann.messagesIn("busy").some((m) => m.seq === last.seq), "ann gets bob's message on the new shard");
+    assert.deepEqual(unhandled, [], "no unhandled promise rejection");
+  });
+
+  // A publish that waits for a migration still counts as in flight, and a process refuses every
+  // new message while its oldest publish has waited past a quarter of REDIS_TIMEOUT: a long move
+  // must not make the process refuse its other rooms.
+  it("a long move delays or refuses only the moving room's messages, never another room's on the same process", async () => {
+    const { slot, from, to, ann } = await busyRoom("long");
+    let other = "";
+    for (let i = 0; !other; i++) if ((await nodes.nodeOf(`${PREFIX}{other-${i}}:history`)) !== from) other = `other-${i}`;
+    const cat = await TestClient.connect(servers[0]!.url, { name: "cat" });
+    clients.push(cat);
+    await cat.joinOk(other);
+    const moving: Acked[] = [];
+    const bystander: Acked[] = [];
+    const movingStats: SendStats = { refused: new Map(), slowestMs: 0 };
+    const bystanderStats: SendStats = { refused: new Map(), slowestMs: 0 };
+    let moved = false;
+    const senders = Promise.all([
+      keepSending(ann, "long", "ann", moving, movingStats, () => moved),
+      keepSending(cat, other, "cat", bystander, bystanderStats, () => moved),
+    ]);
+    await ann.until(() => moving.length >= 20, "messages flowing before the move");
+    const startedAt = Date.now();
+    await nodes.moveSlot(slot, from, to, { batch: 5, pauseMs: 250 });
+    const moveMs = Date.now() - startedAt;
+    moved = true;
+    await senders;
+    assert.ok(moveMs >= 1000, `the move took ${moveMs} ms: long enough to matter`);
+    assert.deepEqual([...bystanderStats.refused], [], `another room's sends while ${moveMs} ms of moving (moving room: ${JSON.stringify([...movingStats.refused])})`);
     assert.deepEqual(unhandled, [], "no unhandled promise rejection");
   });
 
@@ -211,6 +244,48 @@ describe("Redis Cluster resharding", () => {
       acked.push({ seq: ack.seq, text: `after ${i}`, clientMsgId: "" });
     }
     await assertDelivered("dropped", [ann, bob], acked);
+    assert.deepEqual(unhandled, [], "no unhandled promise rejection");
+  });
+
+  // redis-cli --cluster reshard gives the slot to the target before the source. A message that a
+  // process publishes on the target in between (its slot map already says so) reaches no one
+  // live: every subscription is still on the source. The source then tells its subscribers the
+  // slot is gone and node-redis moves them on its own. Here the source is stopped for that moment
+  // (on its own it hears of the move within milliseconds, which a test cannot aim at), and the
+  // message is published on the target as a roomcast process would, by publish.lua.
+  it("a message published on the new master before the old one gave up the slot reaches both members without another message", async () => {
+    const { channel, slot, from, to, ann, bob } = await busyRoom("window");
+    // Both processes already hold a subscriber connection to the target (a room lives there), so
+    // following the slot needs no new connection, hence no reconnect and no catch-up on that account.
+    let neighbour = "";
+    for (let i = 0; !neighbour; i++) if ((await nodes.nodeOf(`${PREFIX}{near-${i}}:history`)) === to) neighbour = `near-${i}`;
+    await ann.joinOk(neighbour);
+    await bob.joinOk(neighbour);
+    await ann.sendOk("window", "before");
+    await bob.until(() => bob.messagesIn("window").length === 1, "the first message");
+    // New subscriber connections schedule a catch-up of every room (100 ms later): let it pass.
+    await sleep(500);
+    const publish = new RedisScript("publish", { HISTORY_LIMIT: 1000, EXPIRE_MS: 3_600_000, REFRESH_MS: 60_000, DEDUPE_MS: 60_000, SHARDED: 1 });
+    const onTarget = { send: (_key: string, args: string[]) => nodes.clients[to]!.sendCommand(args) } as unknown as RedisConnection;
+    const keys = new RedisKeys(PREFIX);
+    let seq = 0;
+    await nodes.moveSlot(slot, from, to, {
+      whenTargetOwns: async () => {
+        nodes.pause(from);
+        try {
+          const draft = { room: "window", ts: Date.now(), from: { id: "carol", name: "carol" }, text: "in the window" };
+          seq = Number(await publish.run(onTarget, [keys.meta("window"), keys.history("window")], [JSON.stringify(draft).slice(1), draft.ts]));
+        } finally {
+          nodes.resume(from);
+        }
+      },
+    });
+    assert.equal(seq, 2);
+    await assertSubscribedOn(channel, to);
+    for (const member of [ann, bob]) {
+      await member.until(() => member.messagesIn("window").length === 2, `${member.hello!.user.name} gets the message from the window`, 3000);
+    }
+    await assertDelivered("window", [ann, bob], [{ seq: 1, text: "before", clientMsgId: "" }, { seq: 2, text: "in the window", clientMsgId: "" }]);
     assert.deepEqual(unhandled, [], "no unhandled promise rejection");
   });
 

@@ -50,6 +50,8 @@ export function ttlRefreshMs(historyTtlMs: number): number {
 export class RedisBroker implements Broker {
   private handler: BrokerEventHandler = () => {};
   private readonly listeners = new Map<string, Listener>();
+  /** The subscribed rooms by channel: a moved subscription names its channel. */
+  private readonly roomByChannel = new Map<string, string>();
   private readonly admission: PublishAdmission;
   private readonly publishScript: RedisScript;
   /** What the room's keys get as TTL when refreshed: HISTORY_TTL + 2 * ttlRefreshMs. */
@@ -76,14 +78,19 @@ export class RedisBroker implements Broker {
     this.handler = handler;
   }
 
-  onResync(handler: () => void): void {
-    this.redis.onReconnect(handler);
+  onResync(handler: (room?: string) => void): void {
+    this.redis.onReconnect(() => handler());
+    this.redis.onChannelMoved((channel) => {
+      const room = this.roomByChannel.get(channel);
+      if (room !== undefined) handler(room);
+    });
   }
 
   async subscribe(room: string): Promise<void> {
     if (this.listeners.has(room)) return;
     const listener: Listener = (payload) => this.dispatch(room, payload);
     this.listeners.set(room, listener);
+    this.roomByChannel.set(this.keys.channel(room), room);
     try {
       await this.bounded(this.redis.subscribe(this.keys.channel(room), listener), "subscribe");
     } catch (err) {
@@ -96,6 +103,7 @@ export class RedisBroker implements Broker {
     const listener = this.listeners.get(room);
     if (!listener) return;
     this.listeners.delete(room);
+    this.roomByChannel.delete(this.keys.channel(room));
     // node-redis drops the listener locally before it sends UNSUBSCRIBE, so even when this fails
     // (Redis down) the channel is not restored on reconnect.
     await this.bounded(this.redis.unsubscribe(this.keys.channel(room), listener), "unsubscribe");

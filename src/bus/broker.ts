@@ -56,8 +56,11 @@ export type BrokerEventHandler = (room: string, event: RoomEvent) => void;
 export interface Broker {
   /** Sets the one handler that receives events of subscribed rooms. */
   onEvent(handler: BrokerEventHandler): void;
-  /** Called after the broker lost its connection and restored its subscriptions: events may be missing. */
-  onResync(handler: () => void): void;
+  /**
+   * Called after the broker lost its connection and restored its subscriptions (`room` undefined:
+   * any room's events may be missing), or moved one room's subscription (a reshard: that room's).
+   */
+  onResync(handler: (room?: string) => void): void;
   subscribe(room: string): Promise<void>;
   unsubscribe(room: string): Promise<void>;
   publishMessage(room: string, draft: MessageDraft, seen?: StreamPosition): Promise<ChatMessage>;

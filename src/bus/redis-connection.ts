@@ -18,16 +18,20 @@ const RESUBSCRIBE_RETRY_MS = 500;
 /** The event node-redis's cluster client emits with the listeners of a node it dropped. */
 const RESUBSCRIBE_EVENT = "__resubscribeListeners";
 /**
- * Cluster: while a slot is being migrated, Redis answers a command on several of its keys TRYAGAIN
- * when some have moved and some not (a publish always, its resend key being new): nothing ran, and
- * the answer is to retry. Retried this often for up to half REDIS_TIMEOUT, instead of answering
- * `unavailable` at once: a reshard of a busy room refused every message for its whole migration
- * (48 in half a second in the test), and delays them instead (migrating a room's keys takes
- * milliseconds per batch of 10).
- */
-const TRYAGAIN_RETRY_MS = 20;
+ * Cluster: while a slot is being migrated, Redis answers a script on several of a room's keys
+ * TRYAGAIN when some have moved and some not (meta and history in different batches, or a publish
+ * with a clientMsgId, whose resend key is new).
+ * Nothing ran, so it is retried this often instead of answering `unavailable` at once, for at most
+ * an eighth of REDIS_TIMEOUT from the send (TRYAGAIN_BUDGET): that ends before the publish
+ * admission (a quarter) would start refusing the process's other rooms because this one waits,
+ * and before the caller's own deadline, so no message is stored after its sender was told
+ * `unavailable`. A room whose keys take longer to move is refused for the rest of its move.
+ */const TRYAGAIN_RETRY_MS = 20;
+const TRYAGAIN_BUDGET = 1 / 8;
 /** The event a node's client emits when its resubscribe after a reconnect is answered MOVED. */
 const MOVED_EVENT = "__MOVED";
+/** The event a sharded subscriber client emits when its node says a channel's slot moved away. */
+const CHANNEL_MOVED_EVENT = "sharded-channel-moved";
 
 export interface RedisConnectionOptions {
   url: string;
@@ -83,6 +87,7 @@ export class RedisConnection {
   private readonly single: RedisClientType | undefined;
   private readonly cluster: RedisClusterType | undefined;
   private readonly reconnectHandlers: Array<() => void> = [];
+  private readonly movedHandlers: Array<(channel: string) => void> = [];
   private lastError: unknown;
   private readonly deadlines: Deadlines;
   private readonly commandTimeoutMs: number;
@@ -93,6 +98,7 @@ export class RedisConnection {
   private closed = false;
   /** Cluster: node clients whose MOVED listener has been wrapped (see guardMoved). */
   private readonly guarded = new WeakSet<object>();
+  private internalsMissing = false;
 
   constructor(options: RedisConnectionOptions) {
     const { url, logger } = options;
@@ -197,11 +203,10 @@ export class RedisConnection {
   /** Runs a raw command (EVALSHA, EVAL) that touches `firstKey`'s slot. */
   send<T>(firstKey: string, args: string[]): Promise<T> {
     if (this.single) return this.single.sendCommand(args) as Promise<T>;
-    let giveUpAt = 0;
+    const giveUpAt = Date.now() + this.commandTimeoutMs * TRYAGAIN_BUDGET;
     const attempt = (): Promise<T> =>
       (this.cluster!.sendCommand(firstKey, false, args) as Promise<T>).catch(async (err: unknown) => {
         if (!(err instanceof Error) || !err.message.startsWith("TRYAGAIN") || this.closed) throw err;
-        giveUpAt ||= Date.now() + this.commandTimeoutMs / 2;
         if (Date.now() + TRYAGAIN_RETRY_MS > giveUpAt) throw err;
         await new Promise((resolve) => setTimeout(resolve, TRYAGAIN_RETRY_MS).unref());
         return attempt();
@@ -232,6 +237,11 @@ export class RedisConnection {
   /** Called whenever the connection comes back after a loss: messages may have been missed. */
   onReconnect(handler: () => void): void {
     this.reconnectHandlers.push(handler);
+  }
+
+  /** Cluster: called once a channel's subscription followed its slot to another master (a reshard): its messages may have been missed. */
+  onChannelMoved(handler: (channel: string) => void): void {
+    this.movedHandlers.push(handler);
   }
 
   /** Rejects if `promise` has not settled within the command timeout. */
@@ -280,12 +290,20 @@ export class RedisConnection {
    * subscriptions are followed by retrying each (follow), as after a failover.
    */
   private guardMoved(): void {
-    const internals = this.cluster as unknown as NodeClients;
+    const internals = this.cluster as unknown as Partial<NodeClients>;
+    // Runs inside node-redis's connect: a throw would fail every connection. Internals that moved
+    // in a node-redis update cost the guard, with a warning, never the connection.
+    if (!(internals.nodeByAddress instanceof Map)) {
+      if (!this.internalsMissing) this.logger.warn("node-redis's node list not found: a reshard may end the process");
+      this.internalsMissing = true;
+      return;
+    }
     const clients = [...internals.nodeByAddress.values()].flatMap((node) => [node.client, node.pubSub?.client]);
     clients.push(internals.pubSubNode?.client);
     for (const client of clients) {
       if (!client || this.guarded.has(client)) continue;
       this.guarded.add(client);
+      this.reportMoves(client);
       const theirs = client.listeners(MOVED_EVENT);
       if (theirs.length !== 1) {
         this.logger.warn({ found: theirs.length }, "node-redis's MOVED hook not found: a reshard may end the process");
@@ -302,6 +320,30 @@ export class RedisConnection {
         });
       });
     }
+  }
+
+  /**
+   * A reshard gives the slot to its new master before the old one tells its subscribers
+   * (SUNSUBSCRIBE): a message published in between reaches no process live. node-redis then moves
+   * the subscription itself (its listener on a sharded subscriber client), and when the new
+   * master's subscriber connection already existed nothing else marks the gap. Its listener is
+   * wrapped: once it is done the channel is reported, and its room alone catches up. Failures go
+   * to "sharded-channel-moved-error" (followed above), which catches up on success too.
+   */
+  private reportMoves(client: NodeJS.EventEmitter): void {
+    const theirs = client.listeners(CHANNEL_MOVED_EVENT);
+    if (theirs.length === 0) return; // not a sharded subscriber client
+    if (theirs.length !== 1) {
+      this.logger.warn({ found: theirs.length }, "node-redis's moved-channel hook not found: after a reshard a quiet room may miss a message");
+      return;
+    }
+    const handler = theirs[0] as (channel: string, ...rest: unknown[]) => Promise<void>;
+    client.off(CHANNEL_MOVED_EVENT, handler);
+    client.on(CHANNEL_MOVED_EVENT, (channel: string, ...rest: unknown[]) => {
+      void handler(channel, ...rest).then(() => {
+        for (const moved of this.movedHandlers) moved(channel);
+      });
+    });
   }
 
   /** Subscribes again until it holds, retrying while the subscription is still wanted. Never rejects. */

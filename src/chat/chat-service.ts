@@ -52,7 +52,7 @@ export class ChatService {
       if (event.type === "message") local.receive(event.message, event.epoch);
       else local.relay(event);
     });
-    deps.broker.onResync(() => this.rooms.resyncAll());
+    deps.broker.onResync((room) => (room === undefined ? this.rooms.resyncAll() : this.rooms.resync(room)));
     deps.presence.onChange((room, kind, member) => {
       const event = { type: "presence", event: { room, event: kind, member }, origin: "" } as const;
       deps.broker.publishEphemeral(room, event).catch((err) => deps.onBusError(err, "presence relay"));

@@ -86,6 +86,12 @@ export class RoomRegistry {
     for (const slot of this.slots.values()) if (slot.subscribed) slot.room.catchUp();
   }
 
+  /** After the bus may have lost one room's messages: that room fetches what it missed. */
+  resync(name: string): void {
+    const slot = this.slots.get(name);
+    if (slot?.subscribed) slot.room.catchUp();
+  }
+
   async close(): Promise<void> {
     for (const slot of this.slots.values()) {
       clearTimeout(slot.unsubscribeTimer);

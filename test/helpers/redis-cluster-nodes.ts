@@ -167,9 +167,15 @@ export class RedisClusterNodes {
    * source has none left (new keys go to the target meanwhile, by ASK), then SETSLOT NODE on the
    * target, the source and every other master. `pauseMs` is waited after each batch of
    * `batch` keys (redis-cli's --cluster-pipeline, 10 by default), so that traffic meets the slot
-   * half moved. Returns the keys moved.
+   * half moved. `whenTargetOwns` runs between SETSLOT NODE on the target and on the source: the
+   * target serves the slot, and the source may not have heard yet. Returns the keys moved.
    */
-  async moveSlot(slot: number, from: number, to: number, { batch = 10, pauseMs = 0 } = {}): Promise<string[]> {
+  async moveSlot(
+    slot: number,
+    from: number,
+    to: number,
+    { batch = 10, pauseMs = 0, whenTargetOwns }: { batch?: number; pauseMs?: number; whenTargetOwns?: () => Promise<void> } = {},
+  ): Promise<string[]> {
     const source = this.clients[from]!;
     const target = this.clients[to]!;
     const [sourceId, targetId] = (await Promise.all([source, target].map((c) => c.sendCommand(["CLUSTER", "MYID"])))) as unknown as [string, string];
@@ -187,8 +193,18 @@ export class RedisClusterNodes {
     for (const index of masters) {
       const role = (await this.clients[index]!.sendCommand(["ROLE"])) as [string];
       if (role[0] === "master") await this.clients[index]!.sendCommand(["CLUSTER", "SETSLOT", String(slot), "NODE", targetId]);
+      if (index === to) await whenTargetOwns?.();
     }
     return moved;
+  }
+
+  /** SIGSTOPs one node: it hears nothing, not even the cluster bus, until `resume`. */
+  pause(index: number): void {
+    this.children[index]!.kill("SIGSTOP");
+  }
+
+  resume(index: number): void {
+    this.children[index]!.kill("SIGCONT");
   }
 
   /** SIGKILLs one node: it stays down until the test ends. */
