@@ -121,6 +121,25 @@ describe("LocalRoom: delivery order, the join states and gap filling", () => {
     assert.deepEqual(counts, { recovered: 1, lost: 3, restarted: 1 }, "a new life is a restart, not a loss");
   });
 
+  it("ignores a history page read before the sequence started over, and goes on with the new life", async () => {
+    let restarts = 0;
+    const observer = { recovered: () => {}, lost: () => {}, restarted: () => void restarts++ };
+    let answer: (page: { head: number; epoch: string; messages: ChatMessage[] }) => void = () => {};
+    const stale = new LocalRoom("s", gateway, () => new Promise((resolve) => (answer = resolve)), (err) => errors.push(err), observer);
+    stale.initialize(0, "E1");
+    stale.beginJoin("c1");
+    stale.activate("c1", 0);
+    const old = (seq: number): ChatMessage => ({ room: "s", seq, ts: Date.now(), from: { id: "u", name: "u" }, text: "old" });
+    stale.receive(old(3), "E1"); // 1 and 2 missing: a history read starts
+    stale.receive({ ...old(1), text: "new life" }, "E2"); // meanwhile the room starts over
+    assert.equal(restarts, 1);
+    answer({ head: 3, epoch: "E1", messages: [old(1), old(2), old(3)] }); // the read answers with the old life
+    await waitUntil(() => gateway.seqs("c1").length === 1, "the new life's first message");
+    assert.deepEqual(gateway.seqs("c1"), [1]);
+    assert.equal(restarts, 1, "the stale page is not a second restart");
+    assert.deepEqual(gateway.reconnected, ["c1"], "c1 sent to reconnect once");
+  });
+
   it("catches up from history on a resync, when nothing new arrives to reveal the gap", async () => {
     room.beginJoin("c1");
     room.activate("c1", 0);

@@ -209,8 +209,10 @@ export class LocalRoom {
   /** Delivers retained messages with lastSeq < seq < until. */
   private async fill(until: number): Promise<void> {
     for (;;) {
+      const generation = this.generation;
       const page = await this.readAfter(this.lastSeq, FILL_BATCH);
-      if (this.disposed) return;
+      // The stream restarted while the read was out: the page may belong to the old life.
+      if (this.disposed || generation !== this.generation) return;
       if (page.epoch !== this.epoch) {
         this.startOver(page.epoch, page.head);
         return;
