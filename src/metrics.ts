@@ -40,21 +40,21 @@ export class Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
-  // Redis pub/sub is at-most-once: these say how often it skipped messages and whether history
-  // closed the gap. Lost above zero means members saw a jump in seq.
+  // Redis pub/sub is at-most-once: these say how often this process's live stream missed
+  // messages and whether history closed the gap. Each process serving a room counts for itself.
   readonly recovered = new Counter({
     name: "roomcast_stream_recovered_messages_total",
-    help: "Messages delivered from history because the live stream (pub/sub) skipped them",
+    help: "Messages this process delivered from history rather than by pub/sub: pub/sub skipped them, or a catch-up after a reconnect read them first",
     registers: [this.registry],
   });
   readonly lost = new Counter({
     name: "roomcast_stream_lost_messages_total",
-    help: "Messages the live stream skipped that history no longer held: members saw a jump in seq",
+    help: "Messages this process's stream skipped that history no longer held: its members in the room, if any, saw a jump in seq",
     registers: [this.registry],
   });
   readonly restarts = new Counter({
     name: "roomcast_room_restarts_total",
-    help: "Times a room's sequence started over (Redis lost or expired its data) and its members were sent to reconnect",
+    help: "Times a room's sequence started over on this process (Redis lost its data, or it expired while the room was quiet) and its members were sent to reconnect",
     registers: [this.registry],
   });
   /** The chat domain's rooms report to these counters. */

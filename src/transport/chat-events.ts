@@ -34,7 +34,7 @@ export function createChatEventHandler(deps: { logger: Logger; metrics: Metrics 
   const { logger, metrics } = deps;
 
   return function handle(session, event, args, ack, emitError) {
-    const received = performance.now();
+    const received = event === "message" ? performance.now() : 0;
     const reply = (res: AnyAck): void => {
       if (!res.ok) metrics.reject(res.error.code);
       else if (event === "message") {
