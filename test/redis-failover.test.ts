@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { ChatMessage } from "../src/protocol.js";
 import { TestClient } from "./helpers/client.js";
-import { UNLIMITED_RATE } from "./helpers/fixture.js";
-import { RedisClusterNodes } from "./helpers/redis-cluster-nodes.js";
-import { startServer, type RunningServer } from "./helpers/server.js";
+import { clusterFixture } from "./helpers/cluster-fixture.js";
 
 /** How long after its master's SIGKILL a room must work again, at most (promotion takes 2-3 s here). */
 const RECOVERY_BOUND_MS = 20_000;
@@ -21,26 +19,9 @@ const AFTER_PROMOTION_MS = 2000;
  * processes: sends acked ok, delivered to the other process's member, one gap-free order.
  */
 describe("Redis Cluster failover to a replica", () => {
-  let nodes: RedisClusterNodes;
-  const servers: RunningServer[] = [];
-  const clients: TestClient[] = [];
   // An unhandled rejection would end a real process: none may come from the failover.
-  const unhandled: unknown[] = [];
-  const onUnhandled = (reason: unknown) => unhandled.push(reason);
-
-  before(async () => {
-    process.on("unhandledRejection", onUnhandled);
-    nodes = await RedisClusterNodes.start(3, { replicas: 1, nodeTimeoutMs: 1000 });
-    for (const nodeId of ["f1", "f2"]) {
-      servers.push(await startServer({ ...UNLIMITED_RATE, redisUrl: nodes.url, redisMode: "cluster", redisPrefix: "fo:", nodeId, redisTimeout: 1000, roomCapacity: 0 }));
-    }
-  });
-  after(async () => {
-    for (const c of clients) c.close();
-    for (const s of servers) await s.close();
-    await nodes?.stop();
-    process.off("unhandledRejection", onUnhandled);
-  });
+  const fx = clusterFixture({ cluster: { replicas: 1, nodeTimeoutMs: 1000 }, nodeIds: ["f1", "f2"], server: { redisPrefix: "fo:", redisTimeout: 1000 } });
+  const { servers, clients, unhandled } = fx;
 
   it("a room whose master was killed works again once its replica is promoted, losing nothing acked", async (t) => {
     // The room lives on the seed node (REDIS_URL), so finding the new topology cannot lean on it;
@@ -48,7 +29,7 @@ describe("Redis Cluster failover to a replica", () => {
     let room = "";
     let calm = "";
     for (let i = 0; !room || !calm; i++) {
-      const shard = await nodes.nodeOf(`fo:{room${i}}:history`);
+      const shard = await fx.nodes.nodeOf(`fo:{room${i}}:history`);
       if (shard === 0) room ||= `room${i}`;
       else calm ||= `room${i}`;
     }
@@ -67,13 +48,13 @@ describe("Redis Cluster failover to a replica", () => {
 
     // Replication is asynchronous: only what the replica has applied can survive the master's
     // death. Wait for it, so that every message acked before the kill must still be there.
-    const master = await nodes.nodeOf(key);
-    const replica = await nodes.replicaOf(master);
-    await nodes.waitForReplication(master, replica);
+    const master = await fx.nodes.nodeOf(key);
+    const replica = await fx.nodes.replicaOf(master);
+    await fx.nodes.waitForReplication(master, replica);
 
     const killedAt = Date.now();
-    await nodes.kill(master);
-    const promoted = nodes.waitForFailover(key, RECOVERY_BOUND_MS).then((owner) => ({ owner, ms: Date.now() - killedAt }));
+    await fx.nodes.kill(master);
+    const promoted = fx.nodes.waitForFailover(key, RECOVERY_BOUND_MS).then((owner) => ({ owner, ms: Date.now() - killedAt }));
 
     // Ann keeps sending; answers are `unavailable` until the room works again.
     let firstOkMs = -1;
@@ -141,8 +122,8 @@ describe("Redis Cluster failover to a replica", () => {
     let master = -1;
     let replica = -1;
     for (let i = 0; replica < 0; i++) {
-      master = await nodes.nodeOf(`fo:{gap${i}}:history`);
-      replica = await nodes.replicaOf(master).catch(() => -1);
+      master = await fx.nodes.nodeOf(`fo:{gap${i}}:history`);
+      replica = await fx.nodes.replicaOf(master).catch(() => -1);
       room = `gap${i}`;
     }
     const cat = await TestClient.connect(servers[0]!.url, { name: "cat" });
@@ -151,15 +132,15 @@ describe("Redis Cluster failover to a replica", () => {
     await cat.joinOk(room);
     await dan.joinOk(room);
     for (let i = 0; i < 3; i++) await cat.sendOk(room, `replicated ${i}`);
-    await nodes.waitForReplication(master, replica);
+    await fx.nodes.waitForReplication(master, replica);
     // The replica loses its link and cannot get it back (the master now wants a password that
     // roomcast's open connections do not need): what follows is acked by the master alone.
-    await nodes.clients[master]!.sendCommand(["CONFIG", "SET", "requirepass", "keep-the-replica-out"]);
-    await nodes.clients[replica]!.sendCommand(["CLIENT", "KILL", "TYPE", "master"]);
+    await fx.nodes.clients[master]!.sendCommand(["CONFIG", "SET", "requirepass", "keep-the-replica-out"]);
+    await fx.nodes.clients[replica]!.sendCommand(["CLIENT", "KILL", "TYPE", "master"]);
     for (let i = 0; i < 2; i++) await cat.sendOk(room, `lost ${i}`);
     await dan.until(() => dan.messagesIn(room).length === 5, "the unreplicated messages, live");
-    await nodes.kill(master);
-    await nodes.waitForFailover(`fo:{${room}}:history`, RECOVERY_BOUND_MS);
+    await fx.nodes.kill(master);
+    await fx.nodes.waitForFailover(`fo:{${room}}:history`, RECOVERY_BOUND_MS);
     const after: number[] = [];
     while (after.length < 3) {
       const ack = await cat.send(room, `after ${after.length}`);

@@ -1,14 +1,12 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { RedisConnection } from "../src/bus/redis-connection.js";
 import { RedisKeys } from "../src/bus/redis-keys.js";
 import { RedisScript } from "../src/bus/redis-scripts.js";
 import type { ChatMessage } from "../src/protocol.js";
 import { TestClient, waitUntilAsync } from "./helpers/client.js";
-import { UNLIMITED_RATE } from "./helpers/fixture.js";
-import { RedisClusterNodes } from "./helpers/redis-cluster-nodes.js";
-import { startServer, type RunningServer } from "./helpers/server.js";
+import { clusterFixture } from "./helpers/cluster-fixture.js";
 
 const PREFIX = "rs:";
 /** Longest wait for anything to settle after a move: it takes well under a second here. */
@@ -32,33 +30,16 @@ interface Acked {
  * and the room's subscriptions must follow the slot to its new master.
  */
 describe("Redis Cluster resharding", () => {
-  let nodes: RedisClusterNodes;
-  const servers: RunningServer[] = [];
-  const clients: TestClient[] = [];
   // An unhandled rejection would end a real process: none may come from a reshard.
-  const unhandled: unknown[] = [];
-  const onUnhandled = (reason: unknown) => unhandled.push(reason);
-
-  before(async () => {
-    process.on("unhandledRejection", onUnhandled);
-    nodes = await RedisClusterNodes.start(3);
-    for (const nodeId of ["r1", "r2"]) {
-      servers.push(await startServer({ ...UNLIMITED_RATE, redisUrl: nodes.url, redisMode: "cluster", redisPrefix: PREFIX, nodeId, roomCapacity: 0 }));
-    }
-  });
-  after(async () => {
-    for (const c of clients) c.close();
-    for (const s of servers) await s.close();
-    await nodes?.stop();
-    process.off("unhandledRejection", onUnhandled);
-  });
+  const fx = clusterFixture({ nodeIds: ["r1", "r2"], server: { redisPrefix: PREFIX } });
+  const { servers, clients, unhandled } = fx;
 
   /** A room of its own with a member on each process, and where its slot is. */
   async function busyRoom(name: string) {
     const channel = `${PREFIX}{${name}}:history`;
-    const slot = await nodes.slotOf(channel);
-    const from = await nodes.nodeOf(channel);
-    const to = (from + 1) % nodes.ports.length;
+    const slot = await fx.nodes.slotOf(channel);
+    const from = await fx.nodes.nodeOf(channel);
+    const to = (from + 1) % fx.nodes.ports.length;
     const ann = await TestClient.connect(servers[0]!.url, { name: `ann-${name}` });
     const bob = await TestClient.connect(servers[1]!.url, { name: `bob-${name}` });
     clients.push(ann, bob);
@@ -113,8 +94,8 @@ describe("Redis Cluster resharding", () => {
   /** Both processes' subscriptions to `channel` are on `owner` and on no other node. */
   async function assertSubscribedOn(channel: string, owner: number) {
     await waitUntilAsync(async () => {
-      for (let i = 0; i < nodes.ports.length; i++) {
-        if ((await nodes.shardSubscribers(i, channel)) !== (i === owner ? 2 : 0)) return false;
+      for (let i = 0; i < fx.nodes.ports.length; i++) {
+        if ((await fx.nodes.shardSubscribers(i, channel)) !== (i === owner ? 2 : 0)) return false;
       }
       return true;
     }, `both processes subscribed to ${channel} on its new master only`, SETTLE_MS);
@@ -122,7 +103,7 @@ describe("Redis Cluster resharding", () => {
 
   it("a busy room keeps one gap-free order across processes while its slot moves, and its subscriptions follow", async (t) => {
     const { channel, slot, from, to, ann, bob } = await busyRoom("busy");
-    assert.equal(await nodes.shardSubscribers(from, channel), 2);
+    assert.equal(await fx.nodes.shardSubscribers(from, channel), 2);
     const acked: Acked[] = [];
     const stats: SendStats = { refused: new Map(), slowestMs: 0 };
     let moved = false;
@@ -132,14 +113,14 @@ describe("Redis Cluster resharding", () => {
 
     await ann.until(() => acked.length >= 40, "messages flowing before the move");
     const startedAt = Date.now();
-    const keys = await nodes.moveSlot(slot, from, to, { pauseMs: 20 });
+    const keys = await fx.nodes.moveSlot(slot, from, to, { pauseMs: 20 });
     const moveMs = Date.now() - startedAt;
     ackedAtMove = acked.length;
     moved = true;
     // The room's data moved whole: meta, history and the resend (dedupe) keys.
     for (const suffix of ["meta", "history", "sent:"]) assert.ok(keys.some((k) => k.startsWith(`${PREFIX}{busy}:${suffix}`)), `${suffix} key migrated`);
-    assert.equal(Number(await nodes.clients[from]!.sendCommand(["CLUSTER", "COUNTKEYSINSLOT", String(slot)])), 0);
-    assert.equal(await nodes.nodeOf(channel), to);
+    assert.equal(Number(await fx.nodes.clients[from]!.sendCommand(["CLUSTER", "COUNTKEYSINSLOT", String(slot)])), 0);
+    assert.equal(await fx.nodes.nodeOf(channel), to);
 
     await Promise.race([senders, sleep(20_000, undefined, { ref: false }).then(() => assert.fail("senders stalled after the move"))]);
     await assertSubscribedOn(channel, to);
@@ -164,7 +145,7 @@ describe("Redis Cluster resharding", () => {
   it("a long move delays or refuses only the moving room's messages, never another room's on the same process", async () => {
     const { slot, from, to, ann } = await busyRoom("long");
     let other = "";
-    for (let i = 0; !other; i++) if ((await nodes.nodeOf(`${PREFIX}{other-${i}}:history`)) !== from) other = `other-${i}`;
+    for (let i = 0; !other; i++) if ((await fx.nodes.nodeOf(`${PREFIX}{other-${i}}:history`)) !== from) other = `other-${i}`;
     const cat = await TestClient.connect(servers[0]!.url, { name: "cat" });
     clients.push(cat);
     await cat.joinOk(other);
@@ -179,7 +160,7 @@ describe("Redis Cluster resharding", () => {
     ]);
     await ann.until(() => moving.length >= 20, "messages flowing before the move");
     const startedAt = Date.now();
-    await nodes.moveSlot(slot, from, to, { batch: 5, pauseMs: 250 });
+    await fx.nodes.moveSlot(slot, from, to, { batch: 5, pauseMs: 250 });
     const moveMs = Date.now() - startedAt;
     moved = true;
     await senders;
@@ -192,7 +173,7 @@ describe("Redis Cluster resharding", () => {
     const { channel, slot, from, to, ann, bob } = await busyRoom("away");
     await ann.sendOk("away", "before");
     await bob.until(() => bob.messagesIn("away").length === 1, "the first message");
-    const owner = nodes.clients[from]!;
+    const owner = fx.nodes.clients[from]!;
     // Both processes' subscriber connections to the owner are cut and kept out (no new connection
     // is let in) while the slot moves: they miss its SUNSUBSCRIBE and come back subscribed to a
     // channel whose slot is elsewhere now, so their resubscribe is answered MOVED.
@@ -202,7 +183,7 @@ describe("Redis Cluster resharding", () => {
     try {
       const killed = Number(await owner.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"]));
       assert.ok(killed >= 2, `both processes' subscriber connections (${killed})`);
-      await nodes.moveSlot(slot, from, to);
+      await fx.nodes.moveSlot(slot, from, to);
       for (let i = 0; i < 3; i++) {
         const ack = await ann.sendOk("away", `while away ${i}`);
         acked.push({ seq: ack.seq, text: `while away ${i}`, clientMsgId: "" });
@@ -226,11 +207,11 @@ describe("Redis Cluster resharding", () => {
   it("a room moved while connected keeps working after its old master's connections drop", async () => {
     const { channel, slot, from, to, ann, bob } = await busyRoom("dropped");
     await ann.sendOk("dropped", "before");
-    await nodes.moveSlot(slot, from, to);
+    await fx.nodes.moveSlot(slot, from, to);
     await assertSubscribedOn(channel, to);
-    await nodes.clients[from]!.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"]);
-    await nodes.clients[from]!.sendCommand(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
-    await nodes.clients[to]!.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"]);
+    await fx.nodes.clients[from]!.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"]);
+    await fx.nodes.clients[from]!.sendCommand(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+    await fx.nodes.clients[to]!.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"]);
     await assertSubscribedOn(channel, to);
     const acked: Acked[] = [{ seq: 1, text: "before", clientMsgId: "" }];
     for (let i = 0; i < 3; i++) {
@@ -258,7 +239,7 @@ describe("Redis Cluster resharding", () => {
     // Both processes already hold a subscriber connection to the target (a room lives there), so
     // following the slot needs no new connection, hence no reconnect and no catch-up on that account.
     let neighbour = "";
-    for (let i = 0; !neighbour; i++) if ((await nodes.nodeOf(`${PREFIX}{near-${i}}:history`)) === to) neighbour = `near-${i}`;
+    for (let i = 0; !neighbour; i++) if ((await fx.nodes.nodeOf(`${PREFIX}{near-${i}}:history`)) === to) neighbour = `near-${i}`;
     await ann.joinOk(neighbour);
     await bob.joinOk(neighbour);
     await ann.sendOk("window", "before");
@@ -266,17 +247,17 @@ describe("Redis Cluster resharding", () => {
     // New subscriber connections schedule a catch-up of every room (100 ms later): let it pass.
     await sleep(500);
     const publish = new RedisScript("publish", { HISTORY_LIMIT: 1000, EXPIRE_MS: 3_600_000, REFRESH_MS: 60_000, DEDUPE_MS: 60_000, SHARDED: 1 });
-    const onTarget = { send: (_key: string, args: string[]) => nodes.clients[to]!.sendCommand(args) } as unknown as RedisConnection;
+    const onTarget = { send: (_key: string, args: string[]) => fx.nodes.clients[to]!.sendCommand(args) } as unknown as RedisConnection;
     const keys = new RedisKeys(PREFIX);
     let seq = 0;
-    await nodes.moveSlot(slot, from, to, {
+    await fx.nodes.moveSlot(slot, from, to, {
       whenTargetOwns: async () => {
-        nodes.pause(from);
+        fx.nodes.pause(from);
         try {
           const draft = { room: "window", ts: Date.now(), from: { id: "carol", name: "carol" }, text: "in the window" };
           seq = Number(await publish.run(onTarget, [keys.meta("window"), keys.history("window")], [JSON.stringify(draft).slice(1), draft.ts]));
         } finally {
-          nodes.resume(from);
+          fx.nodes.resume(from);
         }
       },
     });
@@ -298,16 +279,16 @@ describe("Redis Cluster resharding", () => {
     const { channel, slot, from, to, ann, bob } = await busyRoom("unread");
     await ann.sendOk("unread", "before");
     await bob.until(() => bob.messagesIn("unread").length === 1, "the first message");
-    const owner = nodes.clients[from]!;
+    const owner = fx.nodes.clients[from]!;
     const acked: Acked[] = [{ seq: 1, text: "before", clientMsgId: "" }];
     const connectionCount = async () => ((await owner.sendCommand(["CLIENT", "LIST"])) as string).trim().split("\n").length;
     const connected = await connectionCount();
     await owner.sendCommand(["CONFIG", "SET", "maxclients", String(connected)]);
     const setTopologyReadable = (readable: boolean) =>
-      Promise.all(nodes.clients.map((c) => c.sendCommand(["ACL", "SETUSER", "default", ...(readable ? ["+@all"] : ["-cluster|slots", "-cluster|shards", "-cluster|nodes"])])));
+      Promise.all(fx.nodes.clients.map((c) => c.sendCommand(["ACL", "SETUSER", "default", ...(readable ? ["+@all"] : ["-cluster|slots", "-cluster|shards", "-cluster|nodes"])])));
     try {
       assert.ok(Number(await owner.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"])) >= 2, "both processes' subscriber connections cut");
-      await nodes.moveSlot(slot, from, to);
+      await fx.nodes.moveSlot(slot, from, to);
       for (let i = 0; i < 2; i++) {
         const ack = await ann.sendOk("unread", `while away ${i}`);
         acked.push({ seq: ack.seq, text: `while away ${i}`, clientMsgId: "" });

@@ -1,35 +1,23 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { TestClient, waitUntilAsync } from "./helpers/client.js";
+import { clusterFixture } from "./helpers/cluster-fixture.js";
 import { UNLIMITED_RATE } from "./helpers/fixture.js";
-import { RedisClusterNodes } from "./helpers/redis-cluster-nodes.js";
-import { startServer, type RunningServer } from "./helpers/server.js";
+import { startServer } from "./helpers/server.js";
 
 /**
  * Two roomcast processes on a real three-master Redis Cluster (REDIS_MODE=cluster): rooms spread
  * over the shards, each room's channel a sharded channel on its own shard.
  */
 describe("Redis Cluster with sharded pub/sub", () => {
-  let nodes: RedisClusterNodes;
-  const servers: RunningServer[] = [];
-  const clients: TestClient[] = [];
+  const fx = clusterFixture({ nodeIds: ["s1", "s2"], server: { redisPrefix: "sh:", presenceTimeout: 2000 } });
+  const { servers, clients } = fx;
   const connect = async (server: number, name: string) => {
     const client = await TestClient.connect(servers[server]!.url, { name });
     clients.push(client);
     return client;
   };
 
-  before(async () => {
-    nodes = await RedisClusterNodes.start();
-    for (const nodeId of ["s1", "s2"]) {
-      servers.push(await startServer({ ...UNLIMITED_RATE, redisUrl: nodes.url, redisMode: "cluster", redisPrefix: "sh:", nodeId, presenceTimeout: 2000, roomCapacity: 0 }));
-    }
-  });
-  after(async () => {
-    for (const c of clients) c.close();
-    for (const s of servers) await s.close();
-    await nodes?.stop();
-  });
 
   it("delivers every room's messages across processes, in order, with rooms on every shard", async () => {
     // Rooms whose hash tags land on each of the three masters.
@@ -37,7 +25,7 @@ describe("Redis Cluster with sharded pub/sub", () => {
     const shardsUsed = new Set<number>();
     for (let i = 0; shardsUsed.size < 3 || rooms.length < 6; i++) {
       const room = `room${i}`;
-      const shard = await nodes.nodeOf(`sh:{${room}}:history`);
+      const shard = await fx.nodes.nodeOf(`sh:{${room}}:history`);
       if (!shardsUsed.has(shard) || rooms.length < 6) {
         shardsUsed.add(shard);
         rooms.push(room);
@@ -56,11 +44,11 @@ describe("Redis Cluster with sharded pub/sub", () => {
     }
     // Sharded channels, each on its room's shard; no classic channel and no pattern anywhere.
     for (const room of rooms) {
-      const shard = await nodes.nodeOf(`sh:{${room}}:history`);
-      const channels = (await nodes.clients[shard]!.sendCommand(["PUBSUB", "SHARDCHANNELS", `sh:{${room}}:*`])) as string[];
+      const shard = await fx.nodes.nodeOf(`sh:{${room}}:history`);
+      const channels = (await fx.nodes.clients[shard]!.sendCommand(["PUBSUB", "SHARDCHANNELS", `sh:{${room}}:*`])) as string[];
       assert.deepEqual(channels, [`sh:{${room}}:history`]);
     }
-    for (const client of nodes.clients) {
+    for (const client of fx.nodes.clients) {
       assert.deepEqual(await client.sendCommand(["PUBSUB", "CHANNELS"]), []);
       assert.equal(Number(await client.sendCommand(["PUBSUB", "NUMPAT"])), 0);
     }
@@ -87,7 +75,7 @@ describe("Redis Cluster with sharded pub/sub", () => {
     const jon = await connect(1, "jon");
     await ivy.joinOk("flaky");
     await jon.joinOk("flaky");
-    const shard = nodes.clients[await nodes.nodeOf("sh:{flaky}:history")]!;
+    const shard = fx.nodes.clients[await fx.nodes.nodeOf("sh:{flaky}:history")]!;
     await ivy.sendOk("flaky", "before");
     await jon.until(() => jon.messagesIn("flaky").length === 1, "the first message");
     // No new connection is let in, then both processes' sharded subscriber connections are cut:
@@ -114,7 +102,7 @@ describe("Redis Cluster with sharded pub/sub", () => {
   it("holds a room's capacity across processes", async () => {
     const capped = [];
     for (const nodeId of ["s3", "s4"]) {
-      capped.push(await startServer({ ...UNLIMITED_RATE, redisUrl: nodes.url, redisMode: "cluster", redisPrefix: "sh:", nodeId, roomCapacity: 2 }));
+      capped.push(await startServer({ ...UNLIMITED_RATE, redisUrl: fx.nodes.url, redisMode: "cluster", redisPrefix: "sh:", nodeId, roomCapacity: 2 }));
     }
     servers.push(...capped);
     const eve = await TestClient.connect(capped[0]!.url, { name: "eve" });
@@ -129,7 +117,7 @@ describe("Redis Cluster with sharded pub/sub", () => {
 
   it("answers 503 on /readyz while a master is down", async () => {
     assert.equal((await fetch(`${servers[0]!.url}/readyz`)).status, 200);
-    await nodes.kill(2);
+    await fx.nodes.kill(2);
     await waitUntilAsync(async () => (await fetch(`${servers[0]!.url}/readyz`)).status === 503, "not ready", 10_000);
   });
 });
