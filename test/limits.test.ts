@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import type { Ack, ErrorEvent } from "../src/protocol.js";
 import { waitUntil, type TestClient } from "./helpers/client.js";
 import { range, serverFixture, UNLIMITED_RATE } from "./helpers/fixture.js";
+import { metricValue } from "./helpers/metrics.js";
 import { RawPollingClient } from "./helpers/raw-polling.js";
 
 const codeOf = (ack: Ack<object>): string | undefined => (ack.ok ? undefined : ack.error.code);
@@ -166,7 +167,7 @@ describe("MAX_BUFFERED_PACKETS", () => {
   });
 
   it("keeps a connection that reads, through a burst of more packets than the limit in one turn", async () => {
-    const slowConsumers = async () => Number(/^roomcast_slow_consumers_total (\d+)$/m.exec(await (await fetch(`${fx.url}/metrics`)).text())?.[1]);
+    const slowConsumers = () => metricValue(fx.url, "roomcast_slow_consumers_total");
     const closedBefore = await slowConsumers();
     const bob = await fx.connect("bob");
     const gateway = fx.srv.server.gateway as unknown as { send(connId: string, event: string, payload: unknown): void };

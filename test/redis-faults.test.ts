@@ -3,6 +3,7 @@ import { after, afterEach, before, describe, it } from "node:test";
 import type { Ack, ChatMessage, SendResult } from "../src/protocol.js";
 import { TestClient, waitUntil, waitUntilAsync } from "./helpers/client.js";
 import { ServerProcess } from "./helpers/cluster.js";
+import { metricValue } from "./helpers/metrics.js";
 import { RedisProcess } from "./helpers/redis.js";
 
 describe("Redis scale-out under faults", () => {
@@ -100,8 +101,8 @@ describe("Redis scale-out under faults", () => {
     await bob.until(() => bob.messagesIn("gap").length === 20, "bob gets all 20", 10_000);
     assert.deepEqual(bob.messagesIn("gap").map((m) => m.seq), Array.from({ length: 20 }, (_, i) => i + 1));
     // History brought all 20; the operator sees it on b's /metrics.
-    assert.equal(await counter(b!, "roomcast_stream_recovered_messages_total"), 20);
-    assert.equal(await counter(b!, "roomcast_stream_lost_messages_total"), 0);
+    assert.equal(await metricValue(b!.url, "roomcast_stream_recovered_messages_total"), 20);
+    assert.equal(await metricValue(b!.url, "roomcast_stream_lost_messages_total"), 0);
   });
 
   it("removes a killed process's users from presence within the timeout, with leave events", async () => {
@@ -196,7 +197,7 @@ describe("Redis scale-out under faults", () => {
     assert.equal(rejoined.recovered, false);
     assert.notEqual(rejoined.epoch, joined.epoch);
     assert.deepEqual(rejoined.messages.map((m) => [m.seq, m.text]), [[1, "new life"]]);
-    assert.ok((await counter(a!, "roomcast_room_restarts_total")) >= 1, "a's /metrics counts the restart");
+    assert.ok((await metricValue(a!.url, "roomcast_room_restarts_total")) >= 1, "a's /metrics counts the restart");
   });
 
   it("refuses publishes at once while the oldest in flight has waited past a quarter of REDIS_TIMEOUT", async () => {
@@ -249,12 +250,4 @@ async function killConnectionsOf(redis: RedisProcess, nodeId: string): Promise<v
     const id = /id=(\d+)/.exec(line)?.[1];
     if (id && line.includes(` name=roomcast-${nodeId} `)) await redis.client.sendCommand(["CLIENT", "KILL", "ID", id]);
   }
-}
-
-/** A counter's value on a server's /metrics. */
-async function counter(server: ServerProcess, name: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const value = new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1];
-  assert.ok(value !== undefined, `${name} on /metrics`);
-  return Number(value);
 }
