@@ -26,7 +26,8 @@ const RESUBSCRIBE_EVENT = "__resubscribeListeners";
  * admission (a quarter) would start refusing the process's other rooms because this one waits,
  * and before the caller's own deadline, so no message is stored after its sender was told
  * `unavailable`. A room whose keys take longer to move is refused for the rest of its move.
- */const TRYAGAIN_RETRY_MS = 20;
+ */
+const TRYAGAIN_RETRY_MS = 20;
 const TRYAGAIN_BUDGET = 1 / 8;
 /** The event a node's client emits when its resubscribe after a reconnect is answered MOVED. */
 const MOVED_EVENT = "__MOVED";
@@ -340,9 +341,12 @@ export class RedisConnection {
     const handler = theirs[0] as (channel: string, ...rest: unknown[]) => Promise<void>;
     client.off(CHANNEL_MOVED_EVENT, handler);
     client.on(CHANNEL_MOVED_EVENT, (channel: string, ...rest: unknown[]) => {
-      void handler(channel, ...rest).then(() => {
-        for (const moved of this.movedHandlers) moved(channel);
-      });
+      handler(channel, ...rest).then(
+        () => {
+          for (const moved of this.movedHandlers) moved(channel);
+        },
+        (err: unknown) => this.logger.warn({ err, channel }, "node-redis could not move a room's subscription"),
+      );
     });
   }
 
