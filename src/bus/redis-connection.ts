@@ -131,7 +131,10 @@ export class RedisConnection {
     };
     const onReady = (): void => {
       if (everReady) {
-        logger.info("redis connection restored");
+        // On a cluster a node connection opening for the first time (a shard's first subscriber)
+        // is ready too: the rooms catch up all the same, but nothing was lost.
+        if (down) logger.info("redis connection restored");
+        else logger.debug("a redis node connection is ready; rooms catch up from history");
         for (const handler of this.reconnectHandlers) handler();
       }
       down = false;
