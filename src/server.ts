@@ -71,7 +71,7 @@ export async function createChatServer(input: CreateChatServerOptions = {}): Pro
     nodeId,
     metrics,
     webRoot,
-    isReady: () => !draining && broker.isReady(),
+    readiness: () => (draining ? "unavailable" : broker.readiness()),
     connections: () => service.sessionCount,
   });
   // The request listener must exist before Socket.IO attaches: it wraps the listeners it finds.

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { ChatMessage } from "../protocol.js";
-import { DEDUPE_WINDOW_MS, type Broker, type BrokerEventHandler, type EphemeralEvent, type HistoryPage, type HistoryQuery, type MessageDraft } from "./broker.js";
+import { DEDUPE_WINDOW_MS, type Broker, type BrokerEventHandler, type EphemeralEvent, type HistoryPage, type HistoryQuery, type MessageDraft, type Readiness } from "./broker.js";
 
 export interface MemoryBrokerOptions {
   historyLimit: number;
@@ -86,8 +86,8 @@ export class MemoryBroker implements Broker {
     return { head: log.head, epoch: log.epoch, messages: from < to ? retained.slice(from, to) : [] };
   }
 
-  isReady(): boolean {
-    return true;
+  readiness(): Readiness {
+    return "ready";
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { ChatMessage } from "../protocol.js";
-import type { Broker, BrokerEventHandler, EphemeralEvent, HistoryPage, HistoryQuery, MessageDraft, RoomEvent, StreamPosition } from "./broker.js";
+import type { Broker, BrokerEventHandler, EphemeralEvent, HistoryPage, HistoryQuery, MessageDraft, Readiness, RoomEvent, StreamPosition } from "./broker.js";
 import type { RedisConnection } from "./redis-connection.js";
 import type { RedisKeys } from "./redis-keys.js";
 import { RedisScript, SCRIPTS } from "./redis-scripts.js";
@@ -150,8 +150,8 @@ export class RedisBroker implements Broker {
     return { head: Number(head), epoch, messages: entries.map(parseEntry) };
   }
 
-  isReady(): boolean {
-    return this.redis.isReady();
+  readiness(): Readiness {
+    return this.redis.readiness();
   }
 
   async close(): Promise<void> {

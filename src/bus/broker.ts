@@ -53,6 +53,8 @@ export type BrokerEventHandler = (room: string, event: RoomEvent) => void;
  * one room reach a subscriber in publish order. `subscribe` resolves only once the subscription
  * is active: every event published after that reaches the handler.
  */
+export type Readiness = "ready" | "degraded" | "unavailable";
+
 export interface Broker {
   /** Sets the one handler that receives events of subscribed rooms. */
   onEvent(handler: BrokerEventHandler): void;
@@ -66,8 +68,12 @@ export interface Broker {
   publishMessage(room: string, draft: MessageDraft, seen?: StreamPosition): Promise<ChatMessage>;
   publishEphemeral(room: string, event: EphemeralEvent): Promise<void>;
   history(room: string, query: HistoryQuery): Promise<HistoryPage>;
-  /** True while the broker can publish and deliver. */
-  isReady(): boolean;
+  /**
+   * "ready" while the broker can publish and deliver for every room; "degraded" while it can for
+   * some rooms only (a Redis Cluster master is down: its shard's rooms are not served until its
+   * replica takes over); "unavailable" while it can for none.
+   */
+  readiness(): Readiness;
   close(): Promise<void>;
 }
 

@@ -1,5 +1,6 @@
 import { createClient, createCluster, type RedisClientType, type RedisClusterType } from "@redis/client";
 import type { Logger } from "pino";
+import type { Readiness } from "./broker.js";
 import { Deadlines } from "./deadlines.js";
 import { withTimeout } from "./redis-scripts.js";
 
@@ -255,9 +256,16 @@ export class RedisConnection {
 
   /** Single node: its connection is ready. Cluster: every master's connection (and subscriber) is. */
   isReady(): boolean {
-    if (this.single) return this.single.isReady;
+    return this.readiness() === "ready";
+  }
+
+  /** Cluster: "degraded" while some masters' connections are ready and others are not. */
+  readiness(): Readiness {
+    if (this.single) return this.single.isReady ? "ready" : "unavailable";
     const cluster = this.cluster!;
-    return cluster.isReady && cluster.masters.every((m) => (m.client?.isReady ?? false) && (!m.pubSub || m.pubSub.connectPromise !== undefined || m.pubSub.client.isReady));
+    if (!cluster.isReady) return "unavailable";
+    const up = cluster.masters.filter((m) => (m.client?.isReady ?? false) && (!m.pubSub || m.pubSub.connectPromise !== undefined || m.pubSub.client.isReady));
+    return up.length === cluster.masters.length ? "ready" : up.length > 0 ? "degraded" : "unavailable";
   }
 
   /**

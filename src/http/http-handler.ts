@@ -1,13 +1,14 @@
 import { createReadStream, existsSync, statSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { extname, join, normalize, resolve, sep } from "node:path";
+import type { Readiness } from "../bus/broker.js";
 import type { Metrics } from "../metrics.js";
 
 export interface HttpHandlerDeps {
   nodeId: string;
   metrics: Metrics;
-  /** Ready to take traffic: the bus is up and the server is not draining. */
-  isReady: () => boolean;
+  /** Ready to take traffic: the bus is up (or serves some rooms: degraded) and the server is not draining. */
+  readiness: () => Readiness;
   connections: () => number;
   /** Folder of the built web client; served at /. */
   webRoot?: string | undefined;
@@ -41,8 +42,10 @@ export function createHttpHandler(deps: HttpHandlerDeps): HttpHandler {
       case "/healthz":
         return json(res, 200, { status: "ok", node: deps.nodeId, connections: deps.connections(), uptimeSeconds: Math.round((Date.now() - started) / 1000) });
       case "/readyz": {
-        const ready = deps.isReady();
-        return json(res, ready ? 200 : 503, { status: ready ? "ready" : "unavailable", node: deps.nodeId });
+        // Degraded stays in rotation: every process shares the same cluster, so taking them out
+        // would stop the rooms that still work as well.
+        const status = deps.readiness();
+        return json(res, status === "unavailable" ? 503 : 200, { status, node: deps.nodeId });
       }
       case "/metrics":
         deps.metrics.registry.metrics().then(
