@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Ack, ChatMessage, SendResult } from "../src/protocol.js";
 import { TestClient, waitUntil, waitUntilAsync } from "./helpers/client.js";
 import { ServerProcess } from "./helpers/cluster.js";
@@ -122,6 +123,25 @@ describe("Redis scale-out under faults", () => {
     assert.deepEqual(rejoin.members, [ann.hello!.user]);
     // The survivor keeps serving.
     await ann.sendOk("crash", "still here");
+  });
+
+  // Every process's heartbeat stops while Redis does: after it comes back, the first process to
+  // tick must not take the others for dead before they have had the chance to heartbeat again.
+  it("keeps everyone in presence across a Redis outage longer than the heartbeat, with no leave and rejoin", async () => {
+    const [a, b] = await startServers(2, { PRESENCE_TIMEOUT: "2s" });
+    const ann = await connect(a!, "ann");
+    const bob = await connect(b!, "bob");
+    await ann.joinOk("outage");
+    await bob.joinOk("outage");
+    await ann.until(() => ann.received("presence").length === 1, "bob's join");
+    redis.pause();
+    await sleep(2500); // past every heartbeat's expiry (half the timeout)
+    redis.resume();
+    await waitUntilAsync(async () => (await fetch(`${a!.url}/readyz`)).status === 200 && (await fetch(`${b!.url}/readyz`)).status === 200, "both ready again", 10_000);
+    await sleep(3000); // a timeout and a half of ticks and reaps
+    assert.deepEqual(ann.received("presence").map((p) => (p as { event: string }).event), ["join"], "no leave or rejoin of bob");
+    assert.deepEqual(bob.received("presence"), [], "no leave or rejoin of ann");
+    assert.deepEqual((await ann.joinOk("outage")).members.map((m) => m.name).sort(), ["ann", "bob"]);
   });
 
   it("on SIGTERM, a process's users leave presence at once and its clients reconnect to another process", async () => {

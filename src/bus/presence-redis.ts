@@ -30,6 +30,10 @@ export class RedisPresence implements PresenceStore {
   private closed = false;
   private ticking = false;
   private started = false;
+  /** When this process's last heartbeat that went through was sent. */
+  private lastBeat = 0;
+  /** No reaping before this: after an outage the others need time to heartbeat again. */
+  private reapFrom = 0;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -49,7 +53,9 @@ export class RedisPresence implements PresenceStore {
   }
 
   async start(): Promise<void> {
+    const beat = Date.now();
     await this.heartbeat();
+    this.lastBeat = beat;
     this.started = true;
   }
 
@@ -111,13 +117,20 @@ export class RedisPresence implements PresenceStore {
 
   private async tick(): Promise<void> {
     // One tick at a time: with Redis slow, ticks would otherwise pile up behind each other.
-    if (this.closed || this.ticking || !this.redis.isReady()) return;
+    // Degraded (a cluster master down) still ticks: the heartbeat's shard may well be up.
+    if (this.closed || this.ticking || this.redis.readiness() === "unavailable") return;
     this.ticking = true;
     try {
+      const beat = Date.now();
       // Reaped while still alive (a heartbeat came too late): put our users back.
       if (await this.heartbeat()) await this.reassert();
+      // Our own heartbeats stopped long enough for our entry to expire: Redis was unreachable or
+      // stalled, most likely for every process alike. Reaping now would take the others for dead
+      // before they could heartbeat again (their users leaving and rejoining): give them a timeout.
+      if (beat - this.lastBeat > this.options.presenceTimeoutMs / 2) this.reapFrom = beat + this.options.presenceTimeoutMs;
+      this.lastBeat = beat;
       await this.retryOrphans();
-      await this.reap();
+      if (Date.now() >= this.reapFrom) await this.reap();
     } catch (err) {
       this.options.logger.warn({ err }, "presence heartbeat failed");
     } finally {

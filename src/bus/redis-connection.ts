@@ -254,12 +254,10 @@ export class RedisConnection {
     return this.deadlines.bound(promise, what);
   }
 
-  /** Single node: its connection is ready. Cluster: every master's connection (and subscriber) is. */
-  isReady(): boolean {
-    return this.readiness() === "ready";
-  }
-
-  /** Cluster: "degraded" while some masters' connections are ready and others are not. */
+  /**
+   * Single node: ready while its connection is. Cluster: ready while every master's connection (and
+   * subscriber) is, degraded while only some are.
+   */
   readiness(): Readiness {
     if (this.single) return this.single.isReady ? "ready" : "unavailable";
     const cluster = this.cluster!;
