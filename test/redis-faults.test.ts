@@ -128,19 +128,23 @@ describe("Redis scale-out under faults", () => {
   // Every process's heartbeat stops while Redis does: after it comes back, the first process to
   // tick must not take the others for dead before they have had the chance to heartbeat again.
   it("keeps everyone in presence across a Redis outage longer than the heartbeat, with no leave and rejoin", async () => {
-    const [a, b] = await startServers(2, { PRESENCE_TIMEOUT: "2s" });
+    const [a, b, c] = await startServers(3, { PRESENCE_TIMEOUT: "2s" });
     const ann = await connect(a!, "ann");
     const bob = await connect(b!, "bob");
-    await ann.joinOk("outage");
-    await bob.joinOk("outage");
-    await ann.until(() => ann.received("presence").length === 1, "bob's join");
+    const cat = await connect(c!, "cat");
+    for (const client of [ann, bob, cat]) await client.joinOk("outage");
+    await ann.until(() => ann.received("presence").length === 2, "bob's and cat's joins");
+    // cat's process dies just before Redis stalls: its users must still leave afterwards, which
+    // also shows that reaping resumed.
+    await c!.kill("SIGKILL");
     redis.pause();
     await sleep(2500); // past every heartbeat's expiry (half the timeout)
     redis.resume();
-    await waitUntilAsync(async () => (await fetch(`${a!.url}/readyz`)).status === 200 && (await fetch(`${b!.url}/readyz`)).status === 200, "both ready again", 10_000);
-    await sleep(3000); // a timeout and a half of ticks and reaps
-    assert.deepEqual(ann.received("presence").map((p) => (p as { event: string }).event), ["join"], "no leave or rejoin of bob");
-    assert.deepEqual(bob.received("presence"), [], "no leave or rejoin of ann");
+    await ann.until(() => ann.received("presence").length === 3, "cat's leave", 10_000);
+    assert.deepEqual(ann.received("presence")[2], { room: "outage", event: "leave", member: cat.hello!.user });
+    const events = (client: TestClient) => client.received("presence").map((p) => `${(p as { event: string }).event} ${(p as { member: { name: string } }).member.name}`);
+    assert.deepEqual(events(ann).sort(), ["join bob", "join cat", "leave cat"], "bob never left or rejoined");
+    assert.deepEqual(events(bob).sort(), ["join cat", "leave cat"], "ann never left or rejoined");
     assert.deepEqual((await ann.joinOk("outage")).members.map((m) => m.name).sort(), ["ann", "bob"]);
   });
 

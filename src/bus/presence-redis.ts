@@ -34,6 +34,8 @@ export class RedisPresence implements PresenceStore {
   private lastBeat = 0;
   /** No reaping before this: after an outage the others need time to heartbeat again. */
   private reapFrom = 0;
+  /** When a reap last ran to its end: a grace never holds reaping off for longer than two timeouts. */
+  private lastReap = Date.now();
 
   constructor(
     private readonly redis: RedisConnection,
@@ -121,16 +123,25 @@ export class RedisPresence implements PresenceStore {
     if (this.closed || this.ticking || this.redis.readiness() === "unavailable") return;
     this.ticking = true;
     try {
-      const beat = Date.now();
+      const timeout = this.options.presenceTimeoutMs;
+      const sent = Date.now();
       // Reaped while still alive (a heartbeat came too late): put our users back.
       if (await this.heartbeat()) await this.reassert();
-      // Our own heartbeats stopped long enough for our entry to expire: Redis was unreachable or
-      // stalled, most likely for every process alike. Reaping now would take the others for dead
-      // before they could heartbeat again (their users leaving and rejoining): give them a timeout.
-      if (beat - this.lastBeat > this.options.presenceTimeoutMs / 2) this.reapFrom = beat + this.options.presenceTimeoutMs;
-      this.lastBeat = beat;
-      await this.retryOrphans();
-      if (Date.now() >= this.reapFrom) await this.reap();
+      // Our own entry went stale (more than half a timeout from one heartbeat going out to the next
+      // one's answer): Redis was unreachable or stalled, most likely for every process alike.
+      // Reaping now would take the others for dead before they could heartbeat again (their users
+      // leaving and rejoining): give them a timeout, once, and never hold off past two.
+      const answered = Date.now();
+      if (answered - this.lastBeat > timeout / 2 && answered >= this.reapFrom) {
+        this.reapFrom = answered + timeout;
+        this.options.logger.info({ staleMs: answered - this.lastBeat }, "presence heartbeats stalled: reaping waits one timeout");
+      }
+      this.lastBeat = sent;
+      await this.retryOrphans().catch((err: unknown) => this.options.logger.warn({ err }, "presence removals still failing; retried next tick"));
+      if (answered >= this.reapFrom || answered - this.lastReap > 2 * timeout) {
+        await this.reap();
+        this.lastReap = Date.now();
+      }
     } catch (err) {
       this.options.logger.warn({ err }, "presence heartbeat failed");
     } finally {
@@ -166,12 +177,19 @@ export class RedisPresence implements PresenceStore {
     }
   }
 
+  /** Throws the first failure after trying every orphan: one room on a shard that is down must not hold up the rest. */
   private async retryOrphans(): Promise<void> {
+    let failure: unknown;
     for (const [field, { room, entry }] of [...this.orphans]) {
-      const removed = await this.removeNow(room, entry);
-      this.orphans.delete(field);
-      if (removed.lastOfUser) this.handler(room, "leave", removed.member);
+      try {
+        const removed = await this.removeNow(room, entry);
+        this.orphans.delete(field);
+        if (removed.lastOfUser) this.handler(room, "leave", removed.member);
+      } catch (err) {
+        failure ??= err;
+      }
     }
+    if (failure !== undefined) throw failure;
   }
 
   /** After a reconnect: our entries may have been reaped while we could not heartbeat. */
