@@ -142,5 +142,6 @@ describe("Redis Cluster with sharded pub/sub", () => {
     await fx.nodes.kill(1);
     await waitUntilAsync(async () => (await readyz()).code === 503, "unavailable", 10_000);
     assert.deepEqual(await readyz(), { code: 503, status: "unavailable" });
+    assert.deepEqual(fx.unhandled, [], "no unhandled promise rejection with every master gone");
   });
 });

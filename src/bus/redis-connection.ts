@@ -262,6 +262,8 @@ export class RedisConnection {
     if (this.single) return this.single.isReady ? "ready" : "unavailable";
     const cluster = this.cluster!;
     if (!cluster.isReady) return "unavailable";
+    // A subscriber connection still on its first connect counts as up: it is opened on demand,
+    // when a room on that shard is first joined, and the join waits for it anyway.
     const up = cluster.masters.filter((m) => (m.client?.isReady ?? false) && (!m.pubSub || m.pubSub.connectPromise !== undefined || m.pubSub.client.isReady));
     return up.length === cluster.masters.length ? "ready" : up.length > 0 ? "degraded" : "unavailable";
   }
