@@ -173,15 +173,12 @@ describe("Redis Cluster resharding", () => {
     const { channel, slot, from, to, ann, bob } = await busyRoom("away");
     await ann.sendOk("away", "before");
     await bob.until(() => bob.messagesIn("away").length === 1, "the first message");
-    const owner = fx.nodes.clients[from]!;
     // Both processes' subscriber connections to the owner are cut and kept out (no new connection
     // is let in) while the slot moves: they miss its SUNSUBSCRIBE and come back subscribed to a
     // channel whose slot is elsewhere now, so their resubscribe is answered MOVED.
-    const connected = ((await owner.sendCommand(["CLIENT", "LIST"])) as string).trim().split("\n").length;
-    await owner.sendCommand(["CONFIG", "SET", "maxclients", String(connected)]);
     const acked: Acked[] = [{ seq: 1, text: "before", clientMsgId: "" }];
     try {
-      const killed = Number(await owner.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"]));
+      const killed = await fx.nodes.keepSubscribersOut(from);
       assert.ok(killed >= 2, `both processes' subscriber connections (${killed})`);
       await fx.nodes.moveSlot(slot, from, to);
       for (let i = 0; i < 3; i++) {
@@ -189,7 +186,7 @@ describe("Redis Cluster resharding", () => {
         acked.push({ seq: ack.seq, text: `while away ${i}`, clientMsgId: "" });
       }
     } finally {
-      await owner.sendCommand(["CONFIG", "SET", "maxclients", "10000"]);
+      await fx.nodes.letIn(from);
     }
     const backAt = Date.now();
     await assertSubscribedOn(channel, to);
@@ -279,15 +276,12 @@ describe("Redis Cluster resharding", () => {
     const { channel, slot, from, to, ann, bob } = await busyRoom("unread");
     await ann.sendOk("unread", "before");
     await bob.until(() => bob.messagesIn("unread").length === 1, "the first message");
-    const owner = fx.nodes.clients[from]!;
     const acked: Acked[] = [{ seq: 1, text: "before", clientMsgId: "" }];
-    const connectionCount = async () => ((await owner.sendCommand(["CLIENT", "LIST"])) as string).trim().split("\n").length;
-    const connected = await connectionCount();
-    await owner.sendCommand(["CONFIG", "SET", "maxclients", String(connected)]);
+    const connected = await fx.nodes.connectionCount(from);
     const setTopologyReadable = (readable: boolean) =>
       Promise.all(fx.nodes.clients.map((c) => c.sendCommand(["ACL", "SETUSER", "default", ...(readable ? ["+@all"] : ["-cluster|slots", "-cluster|shards", "-cluster|nodes"])])));
     try {
-      assert.ok(Number(await owner.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"])) >= 2, "both processes' subscriber connections cut");
+      assert.ok((await fx.nodes.keepSubscribersOut(from)) >= 2, "both processes' subscriber connections cut");
       await fx.nodes.moveSlot(slot, from, to);
       for (let i = 0; i < 2; i++) {
         const ack = await ann.sendOk("unread", `while away ${i}`);
@@ -296,11 +290,11 @@ describe("Redis Cluster resharding", () => {
       await setTopologyReadable(false);
       // The subscriber connections come back, resubscribe, are answered MOVED and cannot find
       // where the slot went; they reconnect with nothing subscribed.
-      await owner.sendCommand(["CONFIG", "SET", "maxclients", "10000"]);
-      await waitUntilAsync(async () => (await connectionCount()) >= connected, "the subscriber connections back", SETTLE_MS);
+      await fx.nodes.letIn(from);
+      await waitUntilAsync(async () => (await fx.nodes.connectionCount(from)) >= connected, "the subscriber connections back", SETTLE_MS);
       await sleep(500);
     } finally {
-      await owner.sendCommand(["CONFIG", "SET", "maxclients", "10000"]);
+      await fx.nodes.letIn(from);
       await setTopologyReadable(true);
     }
     const readableAt = Date.now();

@@ -161,6 +161,25 @@ export class RedisClusterNodes {
     return Number(count);
   }
 
+  /** How many client connections node `index` has. */
+  async connectionCount(index: number): Promise<number> {
+    return ((await this.clients[index]!.sendCommand(["CLIENT", "LIST"])) as string).trim().split("\n").length;
+  }
+
+  /**
+   * Cuts every subscriber connection to node `index` and lets no new connection in, so the
+   * subscribers cannot come back until `letIn(index)`. Returns how many were cut.
+   */
+  async keepSubscribersOut(index: number): Promise<number> {
+    const node = this.clients[index]!;
+    await node.sendCommand(["CONFIG", "SET", "maxclients", String(await this.connectionCount(index))]);
+    return Number(await node.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"]));
+  }
+
+  async letIn(index: number): Promise<void> {
+    await this.clients[index]!.sendCommand(["CONFIG", "SET", "maxclients", "10000"]);
+  }
+
   /**
    * Moves `slot` from the master at `from` to the master at `to` as `redis-cli --cluster reshard`
    * does: IMPORTING on the target, MIGRATING on the source, MIGRATE its keys in batches until the
