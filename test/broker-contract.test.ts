@@ -3,6 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import type { Broker, RoomEvent } from "../src/bus/broker.js";
 import { MemoryBroker } from "../src/bus/broker-memory.js";
+import { trimAt } from "../src/bus/broker-redis.js";
 import { createBus, type Bus } from "../src/bus/create-bus.js";
 import { defaultOptions } from "../src/config.js";
 import { waitUntil } from "./helpers/client.js";
@@ -180,14 +181,26 @@ describe("Redis broker: what publish.lua keeps in Redis", () => {
     assert.equal(Number(await redis.client.sendCommand(["HGET", "ttl:{k}:meta", "keep"])), now + 1_000 + 60_000);
   });
 
-  it("stores each entry as published, trims to the limit, and history reads them back", async () => {
-    for (let i = 0; i < 7; i++) await bus.broker.publishMessage("s", draft(Date.now(), `m${i}`));
-    const stored = (await redis.client.sendCommand(["LRANGE", "ttl:{s}:history", "0", "-1"])) as string[];
-    assert.equal(stored.length, 5);
-    const page = await bus.broker.history("s", { limit: 10 });
-    assert.equal(page.head, 7);
-    assert.deepEqual(page.messages.map((m) => [m.seq, m.text]), [3, 4, 5, 6, 7].map((s) => [s, `m${s - 1}`]));
-    assert.ok(stored.every((entry) => entry.startsWith(`m${page.epoch} {"seq":`)));
+  it("stores each entry as published, trims in batches, and history reads back exactly the newest HISTORY_LIMIT", async () => {
+    const limit = 5;
+    const most = trimAt(limit);
+    assert.ok(most > limit, "trimAt leaves room for a batch");
+    const lengths = new Set<number>();
+    for (let seq = 1; seq <= 3 * most; seq++) {
+      await bus.broker.publishMessage("s", draft(Date.now(), `m${seq}`));
+      const stored = (await redis.client.sendCommand(["LRANGE", "ttl:{s}:history", "0", "-1"])) as string[];
+      lengths.add(stored.length);
+      assert.ok(stored.length <= most, `${stored.length} entries stored after seq ${seq}`);
+      const page = await bus.broker.history("s", { limit: 10 });
+      assert.equal(page.head, seq);
+      assert.ok(stored.every((entry) => entry.startsWith(`m${page.epoch} {"seq":`)));
+      const kept = Array.from({ length: Math.min(seq, limit) }, (_, i) => seq - Math.min(seq, limit) + 1 + i);
+      assert.deepEqual(page.messages.map((m) => [m.seq, m.text]), kept.map((s) => [s, `m${s}`]));
+      // Reads that start before or inside the entries kept past the limit see only the newest five.
+      assert.deepEqual((await bus.broker.history("s", { after: 0, limit: 2 })).messages.map((m) => m.seq), kept.slice(0, 2));
+      assert.deepEqual((await bus.broker.history("s", { before: seq, limit: 10 })).messages.map((m) => m.seq), kept.slice(0, -1));
+    }
+    assert.ok(lengths.has(most) && lengths.has(limit), `the list grew past the limit and was trimmed back: ${[...lengths]}`);
   });
 
   it("reads history entries stored by older versions (bare JSON)", async () => {

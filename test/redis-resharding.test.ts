@@ -243,7 +243,7 @@ describe("Redis Cluster resharding", () => {
     await bob.until(() => bob.messagesIn("window").length === 1, "the first message");
     // New subscriber connections schedule a catch-up of every room (100 ms later): let it pass.
     await sleep(500);
-    const publish = new RedisScript("publish", { HISTORY_LIMIT: 1000, EXPIRE_MS: 3_600_000, REFRESH_MS: 60_000, DEDUPE_MS: 60_000, SHARDED: 1 });
+    const publish = new RedisScript("publish", { HISTORY_LIMIT: 1000, TRIM_AT: 1100, EXPIRE_MS: 3_600_000, REFRESH_MS: 60_000, DEDUPE_MS: 60_000, SHARDED: 1 });
     const onTarget = { send: (_key: string, args: string[]) => fx.nodes.clients[to]!.sendCommand(args) } as unknown as RedisConnection;
     const keys = new RedisKeys(PREFIX);
     let seq = 0;

@@ -3,7 +3,7 @@ import type { ChatMessage } from "../protocol.js";
 import type { Broker, BrokerEventHandler, EphemeralEvent, HistoryPage, HistoryQuery, MessageDraft, Readiness, RoomEvent, StreamPosition } from "./broker.js";
 import type { RedisConnection } from "./redis-connection.js";
 import type { RedisKeys } from "./redis-keys.js";
-import { RedisScript, SCRIPTS } from "./redis-scripts.js";
+import { RedisScript } from "./redis-scripts.js";
 import { DEDUPE_WINDOW_MS } from "./broker.js";
 import { PublishAdmission } from "./publish-admission.js";
 
@@ -42,6 +42,16 @@ export function ttlRefreshMs(historyTtlMs: number): number {
 }
 
 /**
+ * How long a room's history list may grow before publish.lua trims it back to `historyLimit`: a
+ * tenth more, at most 256 entries (about 50 KB a room at the default limit). Trimming in batches
+ * saves an LTRIM per message in every room at its limit; history.lua reads only the newest
+ * `historyLimit`, so what clients see is the same.
+ */
+export function trimAt(historyLimit: number): number {
+  return historyLimit + Math.max(1, Math.min(256, Math.floor(historyLimit / 10)));
+}
+
+/**
  * The broker over Redis pub/sub with one channel per room: a process subscribes only to the rooms
  * it has members in, so it receives nothing else. Seq, history and publish are one Lua script.
  * On the channel, a payload is a one-letter type ('m' message, 'p' presence, 't' typing) + JSON;
@@ -54,8 +64,7 @@ export class RedisBroker implements Broker {
   private readonly roomByChannel = new Map<string, string>();
   private readonly admission: PublishAdmission;
   private readonly publishScript: RedisScript;
-  /** What the room's keys get as TTL when refreshed: HISTORY_TTL + 2 * ttlRefreshMs. */
-  private readonly expireMs: number;
+  private readonly historyScript: RedisScript;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -64,14 +73,17 @@ export class RedisBroker implements Broker {
   ) {
     this.admission = new PublishAdmission(options.maxPublishWaitMs, MAX_PUBLISHES_IN_FLIGHT);
     const refreshMs = ttlRefreshMs(options.historyTtlMs);
-    this.expireMs = options.historyTtlMs + 2 * refreshMs;
+    // What the room's keys get as TTL when refreshed.
+    const expireMs = options.historyTtlMs + 2 * refreshMs;
     this.publishScript = new RedisScript("publish", {
       HISTORY_LIMIT: options.historyLimit,
-      EXPIRE_MS: this.expireMs,
+      TRIM_AT: trimAt(options.historyLimit),
+      EXPIRE_MS: expireMs,
       REFRESH_MS: refreshMs,
       DEDUPE_MS: DEDUPE_WINDOW_MS,
       SHARDED: redis.sharded ? 1 : 0,
     });
+    this.historyScript = new RedisScript("history", { HISTORY_LIMIT: options.historyLimit, EXPIRE_MS: expireMs });
   }
 
   onEvent(handler: BrokerEventHandler): void {
@@ -140,11 +152,7 @@ export class RedisBroker implements Broker {
   async history(room: string, query: HistoryQuery): Promise<HistoryPage> {
     const [mode, bound] = "after" in query ? ["a", String(query.after)] : ["b", query.before === undefined ? "" : String(query.before)];
     const [head, epoch, entries] = await this.bounded(
-      SCRIPTS.history.run<[number, string, string[]]>(
-        this.redis,
-        [this.keys.meta(room), this.keys.history(room)],
-        [mode, bound, query.limit, this.expireMs],
-      ),
+      this.historyScript.run<[number, string, string[]]>(this.redis, [this.keys.meta(room), this.keys.history(room)], [mode, bound, query.limit]),
       "history",
     );
     return { head: Number(head), epoch, messages: entries.map(parseEntry) };

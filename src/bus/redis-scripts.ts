@@ -41,9 +41,8 @@ export class RedisScript {
   }
 }
 
-/** Scripts without constants; publish.lua is built per broker (RedisBroker). */
+/** Scripts without constants; publish.lua and history.lua are built per broker (RedisBroker). */
 export const SCRIPTS = {
-  history: new RedisScript("history"),
   presenceAdd: new RedisScript("presence-add"),
   presenceRemove: new RedisScript("presence-remove"),
   claimNode: new RedisScript("claim-node"),

@@ -1,11 +1,14 @@
 -- Reads a slice of a room's history with its head and epoch, and keeps the room alive.
--- The list holds contiguous seqs ending at head, so seq s sits at index s - (head - len + 1).
+-- The list holds contiguous seqs ending at head. publish.lua trims it in batches, so it may hold
+-- more than HISTORY_LIMIT entries: only the newest HISTORY_LIMIT count, the ones before are
+-- skipped. Of those, seq s sits at index skip + s - (head - len + 1).
 -- Entries are stored as publish.lua publishes them: 'm' .. epoch .. ' ' .. json (older
 -- versions stored the bare json; the broker reads both).
 -- KEYS[1] meta hash   KEYS[2] history list
 -- ARGV[1] 'a' (oldest messages after ARGV[2]) or 'b' (newest before ARGV[2]; '' = newest of all)
--- ARGV[2] seq bound   ARGV[3] limit   ARGV[4] expiry ms (publish.lua's EXPIRE_MS: never shorter
--- than what publish.lua's 'keep' promises)
+-- ARGV[2] seq bound   ARGV[3] limit
+-- __HISTORY_LIMIT__ and __EXPIRE_MS__ are publish.lua's (the same RedisBroker loads both): the
+-- expiry is never shorter than what publish.lua's 'keep' promises.
 local meta = redis.call('HMGET', KEYS[1], 'seq', 'epoch')
 local head = tonumber(meta[1] or '0')
 local epoch = meta[2]
@@ -15,11 +18,13 @@ if not epoch then
   epoch = string.format('%x%05x', now[1], now[2])
   redis.call('HSET', KEYS[1], 'epoch', epoch)
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], '__EXPIRE_MS__')
+redis.call('PEXPIRE', KEYS[2], '__EXPIRE_MS__')
 local limit = tonumber(ARGV[3])
 if limit <= 0 then return { head, epoch, {} } end
-local len = redis.call('LLEN', KEYS[2])
+local stored = redis.call('LLEN', KEYS[2])
+local len = math.min(stored, __HISTORY_LIMIT__)
+local skip = stored - len
 local first = head - len + 1
 local from, to
 if ARGV[1] == 'a' then
@@ -32,4 +37,4 @@ else
   from = math.max(0, to - limit + 1)
 end
 if to < from then return { head, epoch, {} } end
-return { head, epoch, redis.call('LRANGE', KEYS[2], from, to) }
+return { head, epoch, redis.call('LRANGE', KEYS[2], skip + from, skip + to) }
