@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
-import type { Broker, RoomEvent } from "../src/bus/broker.js";
+import { DEDUPE_WINDOW_MS, type Broker, type RoomEvent } from "../src/bus/broker.js";
 import { MemoryBroker } from "../src/bus/broker-memory.js";
 import { trimAt } from "../src/bus/broker-redis.js";
 import { createBus, type Bus } from "../src/bus/create-bus.js";
@@ -201,6 +201,41 @@ describe("Redis broker: what publish.lua keeps in Redis", () => {
       assert.deepEqual((await bus.broker.history("s", { before: seq, limit: 10 })).messages.map((m) => m.seq), kept.slice(0, -1));
     }
     assert.ok(lengths.has(most) && lengths.has(limit), `the list grew past the limit and was trimmed back: ${[...lengths]}`);
+  });
+
+  it("remembers clientMsgIds in two hashes per room, rotated once per window, never in a key per message", async () => {
+    const window = DEDUPE_WINDOW_MS;
+    const send = (id: string, ts = Date.now()) => bus.broker.publishMessage("d", { ...draft(ts, id), clientMsgId: id });
+    const fields = async (key: string) => Object.keys((await redis.client.sendCommand(["HGETALL", key])) as Record<string, string>).sort();
+    const field = (id: string) => `${from.id.length}:${from.id}${id}`;
+    const startedLongAgo = () => redis.client.sendCommand(["HSET", "ttl:{d}:meta", "sentfrom", String(Date.now() - window - 1000)]);
+    const c = await Promise.all(["c1", "c2", "c3"].map((id) => send(id)));
+    assert.deepEqual(((await redis.client.sendCommand(["KEYS", "ttl:{d}:*"])) as string[]).sort(), ["ttl:{d}:history", "ttl:{d}:meta", "ttl:{d}:sent", "ttl:{d}:sent:old"]);
+    assert.deepEqual(await fields("ttl:{d}:sent"), ["c1", "c2", "c3"].map(field).sort());
+    assert.deepEqual(await fields("ttl:{d}:sent:old"), [""], "the previous generation exists, empty, so every key of the room is there during a slot migration");
+    for (const key of ["ttl:{d}:sent", "ttl:{d}:sent:old"]) {
+      const left = await pttl(key);
+      assert.ok(left > 2 * window && left <= 2 * window + 60_000, `${key}: ${left}`);
+    }
+    const resent = await send("c3", Date.now() + 5);
+    assert.deepEqual([resent.seq, resent.ts], [c[2]!.seq, c[2]!.ts]);
+    assert.equal((await bus.broker.history("d", { limit: 10 })).head, 3, "a resend is not stored again");
+    // A window later the current generation becomes the previous one: still remembered.
+    await startedLongAgo();
+    const c4 = await send("c4");
+    assert.equal(c4.seq, 4);
+    assert.deepEqual(await fields("ttl:{d}:sent"), [field("c4")]);
+    assert.deepEqual(await fields("ttl:{d}:sent:old"), ["c1", "c2", "c3"].map(field).sort());
+    assert.equal((await send("c2")).seq, c[1]!.seq);
+    // Another window on, the oldest generation is dropped: c1 is a new message now.
+    await startedLongAgo();
+    assert.equal((await send("c5")).seq, 5);
+    assert.deepEqual(await fields("ttl:{d}:sent:old"), [field("c4")]);
+    assert.equal((await send("c1")).seq, 6);
+    // A generation begun by a process whose clock ran an hour ahead is rotated, not kept for an hour.
+    await redis.client.sendCommand(["HSET", "ttl:{d}:meta", "sentfrom", String(Date.now() + 3_600_000)]);
+    await send("c7");
+    assert.deepEqual(await fields("ttl:{d}:sent"), [field("c7")]);
   });
 
   it("reads history entries stored by older versions (bare JSON)", async () => {

@@ -135,11 +135,13 @@ export class RedisBroker implements Broker {
     // The script puts '{"seq":N,' in front: it gets the JSON without its opening brace.
     const rest = JSON.stringify(draft).slice(1);
     const keys = [this.keys.meta(room), this.keys.history(room)];
-    if (draft.clientMsgId !== undefined) keys.push(this.keys.sent(room, draft.from.id, draft.clientMsgId));
-    const reply = await this.bounded(
-      this.publishScript.run<number | [number, string]>(this.redis, keys, seen ? [rest, draft.ts, seen.seq, seen.epoch] : [rest, draft.ts]),
-      "publish",
-    );
+    const args: Array<string | number> = [rest, draft.ts];
+    if (draft.clientMsgId !== undefined) {
+      keys.push(...this.keys.sent(room));
+      args.push(this.keys.sentField(draft.from.id, draft.clientMsgId));
+    }
+    if (seen) args.push(seen.seq, seen.epoch);
+    const reply = await this.bounded(this.publishScript.run<number | [number, string]>(this.redis, keys, args), "publish");
     if (!Array.isArray(reply)) return { seq: Number(reply), ...draft };
     return { seq: Number(reply[0]), ...draft, ts: Number(reply[1]) };
   }

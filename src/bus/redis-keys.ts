@@ -21,9 +21,16 @@ export class RedisKeys {
   channel(room: string): string {
     return this.history(room);
   }
-  /** "seq:ts" of a message its sender tagged with clientMsgId, so that a resend is stored once. */
-  sent(room: string, userId: string, clientMsgId: string): string {
-    return `${this.prefix}{${room}}:sent:${userId}:${clientMsgId}`;
+  /**
+   * Hashes {sentField: "seq:ts"} of the messages senders tagged with a clientMsgId, so that a
+   * resend is stored once: the current generation and the previous one (publish.lua rotates them).
+   */
+  sent(room: string): [current: string, previous: string] {
+    return [`${this.prefix}{${room}}:sent`, `${this.prefix}{${room}}:sent:old`];
+  }
+  /** A message's field in the `sent` hashes: its sender and clientMsgId, unambiguously. */
+  sentField(userId: string, clientMsgId: string): string {
+    return `${userId.length}:${userId}${clientMsgId}`;
   }
   /** Hash {userId: name} of the room's members. */
   users(room: string): string {

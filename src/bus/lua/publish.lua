@@ -1,15 +1,17 @@
 -- Appends a message to a room's history and publishes it, assigning the room's next seq.
 -- One script, so seq, history and fan-out can never disagree (Redis runs it atomically).
--- KEYS[1] meta hash {seq, epoch, keep}
+-- KEYS[1] meta hash {seq, epoch, keep, sentfrom}
 -- KEYS[2] history list; its name is also the room's channel (keys and channels do not share a
 --         namespace), so the script needs no extra argument to name it
--- KEYS[3] (only with a clientMsgId) the sender's dedupe key for it: a resend is stored once
+-- KEYS[3], KEYS[4] (only with a clientMsgId) the room's resend hashes, current and previous
+--         generation: field (sender, clientMsgId) -> 'seq:ts', so a resend is stored once
 -- ARGV[1] the message as JSON without seq and without its opening brace: '"room":...}'
 -- ARGV[2] the message's ts, ms since 1970 (13 digits)
--- ARGV[3], ARGV[4] (optional) seq and epoch of the newest message the publisher has delivered:
+-- ARGV[3] (only with KEYS[3]) the resend hashes' field for this message
+-- then (optional) seq and epoch of the newest message the publisher has delivered:
 --         a room whose seq is behind it (a replica promoted without its master's last writes)
 --         continues after it, so no seq is handed out twice in one epoch
--- Returns seq, or { seq, ts } of the original when KEYS[3] says this is a resend.
+-- Returns seq, or { seq, ts } of the original when the resend hashes say this is a resend.
 --
 -- __HISTORY_LIMIT__, __TRIM_AT__, __EXPIRE_MS__, __REFRESH_MS__, __DEDUPE_MS__ and __SHARDED__ (1 on a Redis
 -- Cluster: publish with SPUBLISH to the room's sharded channel) are replaced by numbers when
@@ -31,15 +33,24 @@
 -- 2 * REFRESH_MS after its last message; never earlier while the clocks of the processes that
 -- write the room differ by less than REFRESH_MS (ts is the sending process's clock). A process
 -- whose clock runs ahead costs extra refreshes, never an early expiry of an active room.
-if KEYS[3] then
-  local prior = redis.call('GET', KEYS[3])
+-- Resends: a key per message (SET PX) cost a new key for every message of every client, each
+-- one a key a reshard moves, and made publishes TRYAGAIN while its room's slot was migrating (a
+-- new key has no home yet). Two hashes per room instead, rotated once per DEDUPE_MS: a generation
+-- takes entries for DEDUPE_MS from its first one, then is kept one more DEDUPE_MS as the previous
+-- one, so an entry is remembered for between DEDUPE_MS and twice that.
+local sent = KEYS[3]
+local field, seen = ARGV[3], 3
+if sent then
+  seen = 4
+  local prior = redis.call('HGET', sent, field) or redis.call('HGET', KEYS[4], field)
   if prior then
     local sep = string.find(prior, ':', 1, true)
     return { tonumber(string.sub(prior, 1, sep - 1)), string.sub(prior, sep + 1) }
   end
 end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', '1')
-local meta = redis.call('HMGET', KEYS[1], 'epoch', 'keep')
+local meta
+if sent then meta = redis.call('HMGET', KEYS[1], 'epoch', 'keep', 'sentfrom') else meta = redis.call('HMGET', KEYS[1], 'epoch', 'keep') end
 local epoch = meta[1]
 if not epoch then
   -- A new life of the room: its epoch is Redis's clock in microseconds, in hex. Two lives of a
@@ -48,8 +59,8 @@ if not epoch then
   epoch = string.format('%x%05x', now[1], now[2])
   redis.call('HSET', KEYS[1], 'epoch', epoch)
 end
-if ARGV[3] and seq <= tonumber(ARGV[3]) and epoch == ARGV[4] then
-  seq = tonumber(ARGV[3]) + 1
+if ARGV[seen] and seq <= tonumber(ARGV[seen]) and epoch == ARGV[seen + 1] then
+  seq = tonumber(ARGV[seen]) + 1
   redis.call('HSET', KEYS[1], 'seq', seq)
 end
 local entry = string.format('m%s {"seq":%d,%s', epoch, seq, ARGV[1])
@@ -69,5 +80,27 @@ if not keep or #ts ~= #keep or ts > keep or tonumber(keep) - tonumber(ts) > __RE
 end
 -- On a Redis Cluster the channel is a sharded one, on the room's shard (SHARDED = 1).
 redis.call(__SHARDED__ == 1 and 'SPUBLISH' or 'PUBLISH', KEYS[2], entry)
-if KEYS[3] then redis.call('SET', KEYS[3], seq .. ':' .. ts, 'PX', '__DEDUPE_MS__') end
+if sent then
+  local from = meta[3]
+  local age = from and #from == #ts and tonumber(ts) - tonumber(from)
+  -- A generation that started a minute or more in this process's future was begun by a process
+  -- whose clock runs ahead: rotate then too, as for 'keep' above.
+  if not age or age > __DEDUPE_MS__ or age < -60000 then
+    -- A new generation: the current one becomes the previous (the one before is dropped). Both
+    -- expire twice DEDUPE_MS after the generation started (a minute more for the processes'
+    -- clocks). With no current one, the previous is made empty but present: a room whose keys all
+    -- exist never answers TRYAGAIN while its slot migrates.
+    if redis.call('EXISTS', sent) == 1 then
+      redis.call('RENAME', sent, KEYS[4])
+    else
+      redis.call('HSET', KEYS[4], '', '')
+      redis.call('PEXPIRE', KEYS[4], 2 * __DEDUPE_MS__ + 60000)
+    end
+    redis.call('HSET', KEYS[1], 'sentfrom', ts)
+    redis.call('HSET', sent, field, seq .. ':' .. ts)
+    redis.call('PEXPIRE', sent, 2 * __DEDUPE_MS__ + 60000)
+  else
+    redis.call('HSET', sent, field, seq .. ':' .. ts)
+  end
+end
 return seq
