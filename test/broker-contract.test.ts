@@ -203,39 +203,62 @@ describe("Redis broker: what publish.lua keeps in Redis", () => {
     assert.ok(lengths.has(most) && lengths.has(limit), `the list grew past the limit and was trimmed back: ${[...lengths]}`);
   });
 
-  it("remembers clientMsgIds in two hashes per room, rotated once per window, never in a key per message", async () => {
+  it("remembers clientMsgIds in two hashes per room, rotated by Redis's clock, never in a key per message", async () => {
     const window = DEDUPE_WINDOW_MS;
+    const lifetime = 2 * window + 60_000; // of a generation, from its first entry
     const send = (id: string, ts = Date.now()) => bus.broker.publishMessage("d", { ...draft(ts, id), clientMsgId: id });
     const fields = async (key: string) => Object.keys((await redis.client.sendCommand(["HGETALL", key])) as Record<string, string>).sort();
     const field = (id: string) => `${from.id.length}:${from.id}${id}`;
-    const startedLongAgo = () => redis.client.sendCommand(["HSET", "ttl:{d}:meta", "sentfrom", String(Date.now() - window - 1000)]);
+    const assertLifetime = async () => {
+      for (const key of ["ttl:{d}:sent", "ttl:{d}:sent:old"]) {
+        const left = await pttl(key);
+        assert.ok(left > lifetime - 5_000 && left <= lifetime, `${key}: ${left}`);
+      }
+    };
+    // As if the current generation had taken entries for a whole window.
+    const windowLater = () => redis.client.sendCommand(["PEXPIRE", "ttl:{d}:sent", String(window + 59_000)]);
     const c = await Promise.all(["c1", "c2", "c3"].map((id) => send(id)));
     assert.deepEqual(((await redis.client.sendCommand(["KEYS", "ttl:{d}:*"])) as string[]).sort(), ["ttl:{d}:history", "ttl:{d}:meta", "ttl:{d}:sent", "ttl:{d}:sent:old"]);
     assert.deepEqual(await fields("ttl:{d}:sent"), ["c1", "c2", "c3"].map(field).sort());
     assert.deepEqual(await fields("ttl:{d}:sent:old"), [""], "the previous generation exists, empty, so every key of the room is there during a slot migration");
-    for (const key of ["ttl:{d}:sent", "ttl:{d}:sent:old"]) {
-      const left = await pttl(key);
-      assert.ok(left > 2 * window && left <= 2 * window + 60_000, `${key}: ${left}`);
-    }
+    await assertLifetime();
     const resent = await send("c3", Date.now() + 5);
     assert.deepEqual([resent.seq, resent.ts], [c[2]!.seq, c[2]!.ts]);
     assert.equal((await bus.broker.history("d", { limit: 10 })).head, 3, "a resend is not stored again");
-    // A window later the current generation becomes the previous one: still remembered.
-    await startedLongAgo();
-    const c4 = await send("c4");
-    assert.equal(c4.seq, 4);
-    assert.deepEqual(await fields("ttl:{d}:sent"), [field("c4")]);
-    assert.deepEqual(await fields("ttl:{d}:sent:old"), ["c1", "c2", "c3"].map(field).sort());
-    assert.equal((await send("c2")).seq, c[1]!.seq);
+    // Senders' clocks do not rotate generations: a message stamped an hour ahead or behind joins the current one.
+    assert.equal((await send("ahead", Date.now() + 3_600_000)).seq, 4);
+    assert.equal((await send("behind", Date.now() - 3_600_000)).seq, 5);
+    assert.deepEqual(await fields("ttl:{d}:sent"), ["c1", "c2", "c3", "ahead", "behind"].map(field).sort());
+    // A window later the current generation becomes the previous one, kept as long as the new one.
+    await windowLater();
+    assert.equal((await send("c6")).seq, 6);
+    assert.deepEqual(await fields("ttl:{d}:sent"), [field("c6")]);
+    assert.deepEqual(await fields("ttl:{d}:sent:old"), ["c1", "c2", "c3", "ahead", "behind"].map(field).sort());
+    await assertLifetime();
+    assert.equal((await send("c2")).seq, c[1]!.seq, "remembered in the previous generation");
     // Another window on, the oldest generation is dropped: c1 is a new message now.
-    await startedLongAgo();
-    assert.equal((await send("c5")).seq, 5);
-    assert.deepEqual(await fields("ttl:{d}:sent:old"), [field("c4")]);
-    assert.equal((await send("c1")).seq, 6);
-    // A generation begun by a process whose clock ran an hour ahead is rotated, not kept for an hour.
-    await redis.client.sendCommand(["HSET", "ttl:{d}:meta", "sentfrom", String(Date.now() + 3_600_000)]);
-    await send("c7");
-    assert.deepEqual(await fields("ttl:{d}:sent"), [field("c7")]);
+    await windowLater();
+    assert.equal((await send("c7")).seq, 7);
+    assert.deepEqual(await fields("ttl:{d}:sent:old"), [field("c6")]);
+    assert.equal((await send("c1")).seq, 8);
+    // A hash that lost its TTL (written by something else) is rotated and gets one again.
+    await redis.client.sendCommand(["PERSIST", "ttl:{d}:sent"]);
+    await send("c9");
+    assert.deepEqual(await fields("ttl:{d}:sent"), [field("c9")]);
+    await assertLifetime();
+  });
+
+  it("keeps seqs after the publisher's newest delivered message when it also sends a clientMsgId", async () => {
+    const first = await bus.broker.publishMessage("n", { ...draft(Date.now(), "a"), clientMsgId: "n1" });
+    const { epoch } = await bus.broker.history("n", { limit: 1 });
+    // The publisher delivered seq 10 of this epoch (a promoted replica lost 2..10): the next is 11.
+    const tagged = { ...draft(Date.now(), "b"), clientMsgId: "n2" };
+    const sent = await bus.broker.publishMessage("n", tagged, { epoch, seq: 10 });
+    assert.deepEqual([first.seq, sent.seq], [1, 11]);
+    const again = await bus.broker.publishMessage("n", tagged, { epoch, seq: 11 });
+    assert.deepEqual([again.seq, again.ts], [11, tagged.ts], "the resend is recognised");
+    const untagged = await bus.broker.publishMessage("n", draft(Date.now(), "c"), { epoch, seq: 20 });
+    assert.equal(untagged.seq, 21);
   });
 
   it("reads history entries stored by older versions (bare JSON)", async () => {

@@ -20,8 +20,8 @@ const RESUBSCRIBE_RETRY_MS = 500;
 const RESUBSCRIBE_EVENT = "__resubscribeListeners";
 /**
  * Cluster: while a slot is being migrated, Redis answers a script on several of a room's keys
- * TRYAGAIN when some have moved and some not (meta and history in different batches, or a room's
- * first message with a clientMsgId, whose resend hashes are new).
+ * TRYAGAIN when some have moved and some not (meta and history in different batches, or a message
+ * with a clientMsgId that creates the room's resend hashes: its first, or the first after they expired).
  * Nothing ran, so it is retried this often instead of answering `unavailable` at once, for at most
  * an eighth of REDIS_TIMEOUT from the send (TRYAGAIN_BUDGET): that ends before the publish
  * admission (a quarter) would start refusing the process's other rooms because this one waits,

@@ -1,6 +1,6 @@
 -- Appends a message to a room's history and publishes it, assigning the room's next seq.
 -- One script, so seq, history and fan-out can never disagree (Redis runs it atomically).
--- KEYS[1] meta hash {seq, epoch, keep, sentfrom}
+-- KEYS[1] meta hash {seq, epoch, keep}
 -- KEYS[2] history list; its name is also the room's channel (keys and channels do not share a
 --         namespace), so the script needs no extra argument to name it
 -- KEYS[3], KEYS[4] (only with a clientMsgId) the room's resend hashes, current and previous
@@ -35,9 +35,11 @@
 -- whose clock runs ahead costs extra refreshes, never an early expiry of an active room.
 -- Resends: a key per message (SET PX) cost a new key for every message of every client, each
 -- one a key a reshard moves, and made publishes TRYAGAIN while its room's slot was migrating (a
--- new key has no home yet). Two hashes per room instead, rotated once per DEDUPE_MS: a generation
--- takes entries for DEDUPE_MS from its first one, then is kept one more DEDUPE_MS as the previous
--- one, so an entry is remembered for between DEDUPE_MS and twice that.
+-- new key has no home yet). Two hashes per room instead, rotated by their TTL, that is by Redis's
+-- clock (the processes' clocks may disagree): a generation is created to expire in
+-- 2 * DEDUPE_MS + a minute and takes entries until it has less than DEDUPE_MS + a minute left,
+-- then becomes the previous one, kept as long as the new one. An entry is remembered for at least
+-- DEDUPE_MS, and both hashes exist while either does.
 local sent = KEYS[3]
 local field, seen = ARGV[3], 3
 if sent then
@@ -49,8 +51,7 @@ if sent then
   end
 end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', '1')
-local meta
-if sent then meta = redis.call('HMGET', KEYS[1], 'epoch', 'keep', 'sentfrom') else meta = redis.call('HMGET', KEYS[1], 'epoch', 'keep') end
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'keep')
 local epoch = meta[1]
 if not epoch then
   -- A new life of the room: its epoch is Redis's clock in microseconds, in hex. Two lives of a
@@ -81,22 +82,18 @@ end
 -- On a Redis Cluster the channel is a sharded one, on the room's shard (SHARDED = 1).
 redis.call(__SHARDED__ == 1 and 'SPUBLISH' or 'PUBLISH', KEYS[2], entry)
 if sent then
-  local from = meta[3]
-  local age = from and #from == #ts and tonumber(ts) - tonumber(from)
-  -- A generation that started a minute or more in this process's future was begun by a process
-  -- whose clock runs ahead: rotate then too, as for 'keep' above.
-  if not age or age > __DEDUPE_MS__ or age < -60000 then
-    -- A new generation: the current one becomes the previous (the one before is dropped). Both
-    -- expire twice DEDUPE_MS after the generation started (a minute more for the processes'
-    -- clocks). With no current one, the previous is made empty but present: a room whose keys all
-    -- exist never answers TRYAGAIN while its slot migrates.
+  -- Missing (-2), without a TTL (-1: something else wrote it), or past its first DEDUPE_MS: the
+  -- current generation becomes the previous one and a new one starts. UNLINK frees the one
+  -- before in the background: a busy room's can hold many thousand entries.
+  if redis.call('PTTL', sent) < __DEDUPE_MS__ + 60000 then
+    redis.call('UNLINK', KEYS[4])
     if redis.call('EXISTS', sent) == 1 then
       redis.call('RENAME', sent, KEYS[4])
     else
+      -- Empty but present: a room whose keys all exist never answers TRYAGAIN while its slot migrates.
       redis.call('HSET', KEYS[4], '', '')
-      redis.call('PEXPIRE', KEYS[4], 2 * __DEDUPE_MS__ + 60000)
     end
-    redis.call('HSET', KEYS[1], 'sentfrom', ts)
+    redis.call('PEXPIRE', KEYS[4], 2 * __DEDUPE_MS__ + 60000)
     redis.call('HSET', sent, field, seq .. ':' .. ts)
     redis.call('PEXPIRE', sent, 2 * __DEDUPE_MS__ + 60000)
   else
