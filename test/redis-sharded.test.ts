@@ -80,9 +80,6 @@ describe("Redis Cluster with sharded pub/sub", () => {
     const shard = fx.nodes.clients[index]!;
     await ivy.sendOk("flaky", "before");
     await jon.until(() => jon.messagesIn("flaky").length === 1, "the first message");
-    // A shard's first subscriber connection schedules a catch-up of every room 100 ms after it is
-    // ready; one landing below would deliver the messages early: let it pass first.
-    await sleep(300);
     // No new connection is let in, then both processes' sharded subscriber connections are cut:
     // they cannot come back, and what is published meanwhile reaches no one live.
     try {
@@ -100,6 +97,36 @@ describe("Redis Cluster with sharded pub/sub", () => {
     assert.deepEqual(jon.messagesIn("flaky").map((m) => m.seq), [1, 2, 3, 4, 5, 6]);
     await ivy.sendOk("flaky", "after");
     await jon.until(() => jon.messagesIn("flaky").length === 7, "live again");
+  });
+
+  it("does not make every room catch up when a process opens its first connection to another shard", async () => {
+    // Room "quiet-*" on a shard that holds neither the heartbeat set (whose reaper runs a script
+    // every tick) nor room "next-*": scripts run on its shard only for that room.
+    const nodesShard = await fx.nodes.nodeOf("sh:nodes");
+    let quiet = "";
+    let next = "";
+    for (let i = 0; !quiet; i++) if ((await fx.nodes.nodeOf(`sh:{quiet-${i}}:history`)) !== nodesShard) quiet = `quiet-${i}`;
+    const quietShard = await fx.nodes.nodeOf(`sh:{${quiet}}:history`);
+    for (let i = 0; !next; i++) if ((await fx.nodes.nodeOf(`sh:{next-${i}}:history`)) !== quietShard) next = `next-${i}`;
+    const fresh = await startServer({ ...UNLIMITED_RATE, redisUrl: fx.nodes.url, redisMode: "cluster", redisPrefix: "sh:", nodeId: "s-fresh" });
+    servers.push(fresh);
+    const kim = await TestClient.connect(fresh.url, { name: "kim" });
+    clients.push(kim);
+    await kim.joinOk(quiet);
+    const scriptsRun = async () => {
+      const stats = String(await fx.nodes.clients[quietShard]!.sendCommand(["INFO", "commandstats"]));
+      return Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+    };
+    const before = await scriptsRun();
+    // This process's first subscriber connection to next's shard opens now. A catch-up of every
+    // room would read quiet's history and re-add kim's presence there 100 ms after it is ready:
+    // nothing marks its absence, so the test waits five times that.
+    await kim.joinOk(next);
+    await sleep(500);
+    assert.equal(await scriptsRun(), before, "no script ran on the quiet room's shard");
+    // A message still goes through, and the room's stream was not restarted.
+    const sent = await kim.sendOk(quiet, "still here");
+    await kim.until(() => kim.messagesIn(quiet).some((m) => m.seq === sent.seq), "kim's own message");
   });
 
   it("holds a room's capacity across processes", async () => {

@@ -132,10 +132,8 @@ export class RedisConnection {
     };
     const onReady = (): void => {
       if (everReady) {
-        // On a cluster a node connection opening for the first time (a shard's first subscriber)
-        // is ready too: the rooms catch up all the same, but nothing was lost.
         if (down) logger.info("redis connection restored");
-        else logger.debug("a redis node connection is ready; rooms catch up from history");
+        else logger.debug("a redis node connection is ready again; rooms catch up from history");
         for (const handler of this.reconnectHandlers) handler();
       }
       down = false;
@@ -161,9 +159,13 @@ export class RedisConnection {
       }) as unknown as RedisClusterType;
       this.cluster.on("error", onError);
       this.cluster.on("node-error", onError);
-      // A node connection that becomes ready may follow lost pushes: a reconnect, a failover, a
-      // subscription moved to another shard (node-redis resubscribes before it reports ready).
-      // Each counts as a reconnect, coalesced: every room catches up from history once.
+      // A node connection that becomes ready again may follow lost pushes (node-redis resubscribes
+      // before it reports ready): each counts as a reconnect, coalesced, and every room catches up
+      // from history once. A node client's first ready does not: it is a new connection (a
+      // shard's first subscriber, a promoted replica's first client), through which nothing was
+      // missed, and it came whenever a room on a new shard was first joined, making every room
+      // read its history and every presence entry be written again. Subscriptions that moved to
+      // a new connection are caught up where they move (follow, reportMoves).
       let resync: NodeJS.Timeout | undefined;
       const scheduleResync = (): void => {
         if (!everReady) return;
@@ -172,7 +174,11 @@ export class RedisConnection {
         resync.unref();
       };
       this.scheduleResync = scheduleResync;
-      this.cluster.on("node-ready", scheduleResync);
+      const readyBefore = new WeakSet<object>(); // node-redis's per-client info object
+      this.cluster.on("node-ready", (client: object) => {
+        if (readyBefore.has(client)) scheduleResync();
+        else readyBefore.add(client);
+      });
       this.cluster.on("sharded-channel-moved-error", (err: unknown, channel: string, listeners: { strings: Set<Listener> }) => {
         logger.warn({ err, channel }, "a room's subscription could not follow its slot to another shard yet");
         for (const listener of listeners.strings) void this.follow(channel, listener);
