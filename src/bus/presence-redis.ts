@@ -15,9 +15,15 @@ export interface RedisPresenceOptions {
 type RemoveReply = null | [number, string, string];
 
 /**
+ * Presence commands sent at once while reaping or re-asserting: node-redis pipelines them into
+ * one write. One at a time, a dead process's 10,000 entries took seconds (two round trips each).
+ */
+const BATCH = 200;
+
+/**
  * Cluster-wide presence in Redis. Each process heartbeats into a sorted set; every process
- * reaps the entries of processes whose heartbeat expired (one at a time, under a lease), and
- * reports the users that left that way. After a lost connection a process re-asserts its own
+ * reaps the entries of processes whose heartbeat expired (one process at a time, under a lease),
+ * and reports the users that left that way. After a lost connection a process re-asserts its own
  * entries, since it may have been reaped meanwhile.
  */
 export class RedisPresence implements PresenceStore {
@@ -28,8 +34,12 @@ export class RedisPresence implements PresenceStore {
   private readonly orphans = new Map<string, { room: string; entry: PresenceEntry }>();
   private readonly timer: NodeJS.Timeout;
   private closed = false;
-  private ticking = false;
+  private beating = false;
+  private reaping = false;
   private started = false;
+  /** The re-assert running, if any; `reassertAgain` asks it to run once more when done. */
+  private reasserting: Promise<void> | undefined;
+  private reassertAgain = false;
   /** When this process's last heartbeat that went through was sent. */
   private lastBeat = 0;
   /** No reaping before this: after an outage the others need time to heartbeat again. */
@@ -42,10 +52,11 @@ export class RedisPresence implements PresenceStore {
     private readonly keys: RedisKeys,
     private readonly options: RedisPresenceOptions,
   ) {
-    // Heartbeat and reap five times per timeout; an entry expires half a timeout after the last
-    // heartbeat, so a dead process's users are gone within about 0.7 of the timeout.
+    // Heartbeat five times per timeout, and reap after each heartbeat that went through; an entry
+    // expires half a timeout after the last heartbeat, so a dead process's users are gone within
+    // about 0.7 of the timeout.
     const every = Math.max(100, Math.floor(options.presenceTimeoutMs / 5));
-    this.timer = setInterval(() => void this.tick(), every);
+    this.timer = setInterval(() => void this.beat(), every);
     this.timer.unref(); // must not keep the process alive
     redis.onReconnect(() => void this.reassert());
   }
@@ -117,16 +128,16 @@ export class RedisPresence implements PresenceStore {
     await this.redis.commands.zRem(this.keys.nodes(), this.options.nodeId).catch(() => {});
   }
 
-  private async tick(): Promise<void> {
-    // One tick at a time: with Redis slow, ticks would otherwise pile up behind each other.
-    // Degraded (a cluster master down) still ticks: the heartbeat's shard may well be up.
-    if (this.closed || this.ticking || this.redis.readiness() === "unavailable") return;
-    this.ticking = true;
+  private async beat(): Promise<void> {
+    // One at a time: with Redis slow, heartbeats would otherwise pile up behind each other.
+    // Degraded (a cluster master down) still beats: the heartbeat's shard may well be up.
+    if (this.closed || this.beating || this.redis.readiness() === "unavailable") return;
+    this.beating = true;
     try {
       const timeout = this.options.presenceTimeoutMs;
       const sent = Date.now();
       // Reaped while still alive (a heartbeat came too late): put our users back.
-      if (await this.heartbeat()) await this.reassert();
+      if (await this.heartbeat()) void this.reassert();
       // Our own entry went stale (more than half a timeout from one heartbeat going out to the next
       // one's answer): Redis was unreachable or stalled, most likely for every process alike.
       // Reaping now would take the others for dead before they could heartbeat again (their users
@@ -137,15 +148,30 @@ export class RedisPresence implements PresenceStore {
         this.options.logger.info({ staleMs: answered - this.lastBeat }, "presence heartbeats stalled: reaping waits one timeout");
       }
       this.lastBeat = sent;
+      // Not awaited: a long reap (a dead process with many users) must not hold up the next
+      // heartbeat, or the others would take this process for dead as well. It starts only now,
+      // with Redis just seen answering, so it never reaps on a view taken during a stall.
+      void this.reapAfterBeat(answered);
+    } catch (err) {
+      this.options.logger.warn({ err }, "presence heartbeat failed");
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  private async reapAfterBeat(answered: number): Promise<void> {
+    if (this.closed || this.reaping) return;
+    this.reaping = true;
+    try {
       await this.retryOrphans().catch((err: unknown) => this.options.logger.warn({ err }, "presence removals still failing; retried next tick"));
-      if (answered >= this.reapFrom || answered - this.lastReap > 2 * timeout) {
+      if (answered >= this.reapFrom || answered - this.lastReap > 2 * this.options.presenceTimeoutMs) {
         await this.reap();
         this.lastReap = Date.now();
       }
     } catch (err) {
-      this.options.logger.warn({ err }, "presence heartbeat failed");
+      this.options.logger.warn({ err }, "presence reaping failed");
     } finally {
-      this.ticking = false;
+      this.reaping = false;
     }
   }
 
@@ -163,18 +189,26 @@ export class RedisPresence implements PresenceStore {
     const expired = await this.bounded(commands.zRangeByScore(this.keys.nodes(), "-inf", now), "reap");
     for (const nodeId of expired) {
       if (nodeId === this.options.nodeId) continue;
-      const claimed = await SCRIPTS.claimNode.run<number>(this.redis, [this.keys.nodes()], [nodeId, now, this.options.presenceTimeoutMs]);
+      const claimed = await this.bounded(SCRIPTS.claimNode.run<number>(this.redis, [this.keys.nodes()], [nodeId, now, this.options.presenceTimeoutMs]), "reap");
       if (!claimed) continue;
-      const entries = await commands.hGetAll(this.keys.nodeEntries(nodeId));
-      for (const field of Object.keys(entries)) {
-        const [room, connId] = field.split("\n") as [string, string];
-        const reply = await SCRIPTS.presenceRemove.run<RemoveReply>(this.redis, this.roomKeys(room), [this.keys.connKey(nodeId, connId)]);
-        if (reply && Number(reply[0]) === 1) this.handler(room, "leave", { id: reply[1], name: reply[2] });
-        await commands.hDel(this.keys.nodeEntries(nodeId), field);
+      const index = this.keys.nodeEntries(nodeId);
+      const fields = Object.keys(await this.bounded(commands.hGetAll(index), "reap"));
+      // A batch's index fields go only once all its removals went through: a failure leaves the
+      // rest for the next reap (a removal done twice reports its leave once).
+      for (let i = 0; i < fields.length; i += BATCH) {
+        const batch = fields.slice(i, i + BATCH);
+        await Promise.all(batch.map((field) => this.reapEntry(nodeId, field)));
+        await this.bounded(commands.hDel(index, batch), "reap");
       }
-      await commands.zRem(this.keys.nodes(), nodeId);
-      this.options.logger.info({ reaped: nodeId, entries: Object.keys(entries).length }, "removed a dead process's presence");
+      await this.bounded(commands.zRem(this.keys.nodes(), nodeId), "reap");
+      this.options.logger.info({ reaped: nodeId, entries: fields.length }, "removed a dead process's presence");
     }
+  }
+
+  private async reapEntry(nodeId: string, field: string): Promise<void> {
+    const [room, connId] = field.split("\n") as [string, string];
+    const reply = await this.bounded(SCRIPTS.presenceRemove.run<RemoveReply>(this.redis, this.roomKeys(room), [this.keys.connKey(nodeId, connId)]), "reap");
+    if (reply && Number(reply[0]) === 1) this.handler(room, "leave", { id: reply[1], name: reply[2] });
   }
 
   /** Throws the first failure after trying every orphan: one room on a shard that is down must not hold up the rest. */
@@ -192,27 +226,53 @@ export class RedisPresence implements PresenceStore {
     if (failure !== undefined) throw failure;
   }
 
-  /** After a reconnect: our entries may have been reaped while we could not heartbeat. */
-  private async reassert(): Promise<void> {
+  /**
+   * After a reconnect, or on finding this process reaped: our entries may have been removed while
+   * we could not heartbeat. One run at a time; a call during a run makes it run once more.
+   */
+  private reassert(): Promise<void> {
+    if (this.reasserting) {
+      this.reassertAgain = true;
+      return this.reasserting;
+    }
+    const run = async (): Promise<void> => {
+      do {
+        this.reassertAgain = false;
+        await this.reassertOnce();
+      } while (this.reassertAgain && !this.closed);
+    };
+    this.reasserting = run().finally(() => (this.reasserting = undefined));
+    return this.reasserting;
+  }
+
+  private async reassertOnce(): Promise<void> {
     try {
       await this.heartbeat();
       await this.retryOrphans();
-      for (const [field, { room, entry }] of [...this.local]) {
-        await this.bounded(this.redis.commands.hSet(this.keys.nodeEntries(this.options.nodeId), field, entry.user.id), "presence index");
-        // Removed while we were awaiting: re-adding it now would leave a ghost. Commands on the one
-        // connection run in order, so a removal sent after this check runs after the add.
-        if (!this.local.has(field)) continue;
-        const [, first] = await SCRIPTS.presenceAdd.run<[number, number, string[]]>(this.redis, this.roomKeys(room), [
-          entry.user.id,
-          entry.user.name,
-          this.keys.connKey(this.options.nodeId, entry.connId),
-          0, // already admitted once; capacity was checked then
-        ]);
-        if (first === 1) this.handler(room, "join", entry.user);
+      const entries = [...this.local];
+      for (let i = 0; i < entries.length && !this.closed; i += BATCH) {
+        await Promise.all(entries.slice(i, i + BATCH).map(([field, { room, entry }]) => this.readd(field, room, entry)));
       }
     } catch (err) {
       this.options.logger.warn({ err }, "presence re-assert failed");
     }
+  }
+
+  private async readd(field: string, room: string, entry: PresenceEntry): Promise<void> {
+    await this.bounded(this.redis.commands.hSet(this.keys.nodeEntries(this.options.nodeId), field, entry.user.id), "presence index");
+    // Removed while we were awaiting: re-adding it now would leave a ghost. A room's commands go
+    // over one connection in order, so a removal sent after this check runs after the add.
+    if (!this.local.has(field)) return;
+    const [, first] = await this.bounded(
+      SCRIPTS.presenceAdd.run<[number, number, string[]]>(this.redis, this.roomKeys(room), [
+        entry.user.id,
+        entry.user.name,
+        this.keys.connKey(this.options.nodeId, entry.connId),
+        0, // already admitted once; capacity was checked then
+      ]),
+      "presence re-assert",
+    );
+    if (first === 1) this.handler(room, "join", entry.user);
   }
 
   private roomKeys(room: string): string[] {

@@ -62,7 +62,7 @@ interface NodeClients {
 /** The typed commands presence uses; a single node's client and a cluster's both route them by key. */
 export interface RedisCommands {
   hSet(key: string, field: string, value: string): Promise<number>;
-  hDel(key: string, field: string): Promise<number>;
+  hDel(key: string, field: string | string[]): Promise<number>;
   hGetAll(key: string): Promise<Record<string, string>>;
   zAdd(key: string, member: { score: number; value: string }): Promise<number>;
   zRem(key: string, member: string): Promise<number>;
