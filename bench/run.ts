@@ -31,7 +31,7 @@ const HELP = `npm run bench [-- options]
   --dm-rooms N            rooms of 2 in dm and saturate (500; quick 100)
   --dm-rate R             messages/s per client in dm (2)
   --group-rooms N --group-size N --group-rate R   (50, 20, 1; quick 10 rooms)
-  --saturate-rates LIST   messages/s per client for each saturate step (2,4,6,8,10,12,15,18,22,26,32,40; quick 4,16)
+  --saturate-rates LIST   messages/s per client for each saturate step (2,4,6,8,10,12,13,14,15,16,18,20,22,24,26,29,32,36,40; quick 4,16)
   --fanout-rooms N        rooms of 4 in fanout-scale, each on two of three processes (300; quick 60)
   --idle-connections N    (20000; quick 1000)
   --text-bytes N          length of each message's text (64)
@@ -105,7 +105,7 @@ const dmRooms = num("dm-rooms", quick ? 100 : 500);
 const dm: Layout = { k: 2, rooms: dmRooms, roomSize: 2, placement: alternate };
 const group: Layout = { k: 2, rooms: num("group-rooms", quick ? 10 : 50), roomSize: num("group-size", 20), placement: alternate };
 const fanout: Layout = { k: 3, rooms: num("fanout-rooms", quick ? 60 : 300), roomSize: 4, placement: pairOfThree };
-const saturateRates = (flags["saturate-rates"] ?? (quick ? "4,16" : "2,4,6,8,10,12,15,18,22,26,32,40")).split(",").map(Number);
+const saturateRates = (flags["saturate-rates"] ?? (quick ? "4,16" : "2,4,6,8,10,12,13,14,15,16,18,20,22,24,26,29,32,36,40")).split(",").map(Number);
 const idleConnections = num("idle-connections", quick ? 1000 : 20_000);
 const outDir = flags.out ?? join(ROOT, "bench", "results");
 const maxMs = num("max-minutes", quick ? 5 : 30) * 60_000;
