@@ -127,8 +127,15 @@ describe("Redis scale-out under faults", () => {
 
   // Every process's heartbeat stops while Redis does: after it comes back, the first process to
   // tick must not take the others for dead before they have had the chance to heartbeat again.
-  it("keeps everyone in presence across a Redis outage longer than the heartbeat, with no leave and rejoin", async () => {
-    const [a, b, c] = await startServers(3, { PRESENCE_TIMEOUT: "2s" });
+  // Both outages outlast every heartbeat's expiry (half the timeout). Stalled, the heartbeats queue
+  // and land together when Redis resumes. Restarted (from its AOF) after more than two timeouts,
+  // the processes reconnect and find the others' heartbeats long expired.
+  const outages = [
+    { timeout: "2s", what: "stalled", outage: async () => { redis.pause(); await sleep(2500); redis.resume(); } },
+    { timeout: "2s", what: "restarted", outage: async () => { await redis.kill(); await sleep(4500); await redis.launch(); } },
+  ];
+  for (const { timeout, what, outage } of outages) it(`keeps everyone in presence across a Redis outage longer than the heartbeat, with no leave and rejoin (${what}, PRESENCE_TIMEOUT ${timeout})`, async () => {
+    const [a, b, c] = await startServers(3, { PRESENCE_TIMEOUT: timeout });
     const ann = await connect(a!, "ann");
     const bob = await connect(b!, "bob");
     const cat = await connect(c!, "cat");
@@ -137,10 +144,9 @@ describe("Redis scale-out under faults", () => {
     // cat's process dies just before Redis stalls: its users must still leave afterwards, which
     // also shows that reaping resumed.
     await c!.kill("SIGKILL");
-    redis.pause();
-    await sleep(2500); // past every heartbeat's expiry (half the timeout)
-    redis.resume();
+    await outage();
     await ann.until(() => ann.received("presence").length === 3, "cat's leave", 10_000);
+    await bob.until(() => bob.received("presence").length === 2, "cat's leave, on bob's process too");
     assert.deepEqual(ann.received("presence")[2], { room: "outage", event: "leave", member: cat.hello!.user });
     const events = (client: TestClient) => client.received("presence").map((p) => `${(p as { event: string }).event} ${(p as { member: { name: string } }).member.name}`);
     assert.deepEqual(events(ann).sort(), ["join bob", "join cat", "leave cat"], "bob never left or rejoined");

@@ -13,6 +13,7 @@ export interface RedisPresenceOptions {
 }
 
 type RemoveReply = null | [number, string, string];
+type AddReply = [number, number, string[]];
 
 /**
  * Presence commands sent at once while reaping or re-asserting: node-redis pipelines them into
@@ -23,8 +24,8 @@ const BATCH = 200;
 /**
  * Cluster-wide presence in Redis. Each process heartbeats into a sorted set; every process
  * reaps the entries of processes whose heartbeat expired (one process at a time, under a lease),
- * and reports the users that left that way. After a lost connection a process re-asserts its own
- * entries, since it may have been reaped meanwhile.
+ * and reports the users that left that way. A process that finds it was claimed or removed from
+ * the set meanwhile (it was late, not dead), or that reconnects, re-asserts its own entries.
  */
 export class RedisPresence implements PresenceStore {
   private handler: PresenceChangeHandler = () => {};
@@ -35,8 +36,14 @@ export class RedisPresence implements PresenceStore {
   private readonly timer: NodeJS.Timeout;
   private closed = false;
   private beating = false;
-  private reaping = false;
   private started = false;
+  /**
+   * Heartbeat scores this process sent since the last one known to have landed (a heartbeat whose
+   * wait timed out may still land): any other score found there is a survivor's claim.
+   */
+  private written: number[] = [];
+  /** The reap running, if any (one at a time). */
+  private reaping: Promise<void> | undefined;
   /** The re-assert running, if any; `reassertAgain` asks it to run once more when done. */
   private reasserting: Promise<void> | undefined;
   private reassertAgain = false;
@@ -44,8 +51,8 @@ export class RedisPresence implements PresenceStore {
   private lastBeat = 0;
   /** No reaping before this: after an outage the others need time to heartbeat again. */
   private reapFrom = 0;
-  /** When a reap last ran to its end: a grace never holds reaping off for longer than two timeouts. */
-  private lastReap = Date.now();
+  /** When the graces since the last reap began: together they never hold reaping off past two timeouts. */
+  private holdingSince: number | undefined;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -125,6 +132,8 @@ export class RedisPresence implements PresenceStore {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
+    // A reap cut off midway would leave the process it claimed to wait out a whole lease.
+    await Promise.allSettled([this.reaping, this.reasserting]);
     await this.redis.commands.zRem(this.keys.nodes(), this.options.nodeId).catch(() => {});
   }
 
@@ -136,8 +145,10 @@ export class RedisPresence implements PresenceStore {
     try {
       const timeout = this.options.presenceTimeoutMs;
       const sent = Date.now();
-      // Reaped while still alive (a heartbeat came too late): put our users back.
-      if (await this.heartbeat()) void this.reassert();
+      const claimed = await this.heartbeat();
+      if (this.closed) return;
+      // Claimed or reaped while still alive (a heartbeat came too late): put our users back.
+      if (claimed) void this.reassert();
       // Our own entry went stale (more than half a timeout from one heartbeat going out to the next
       // one's answer): Redis was unreachable or stalled, most likely for every process alike.
       // Reaping now would take the others for dead before they could heartbeat again (their users
@@ -145,13 +156,15 @@ export class RedisPresence implements PresenceStore {
       const answered = Date.now();
       if (answered - this.lastBeat > timeout / 2 && answered >= this.reapFrom) {
         this.reapFrom = answered + timeout;
+        this.holdingSince ??= answered;
         this.options.logger.info({ staleMs: answered - this.lastBeat }, "presence heartbeats stalled: reaping waits one timeout");
       }
       this.lastBeat = sent;
+      const due = answered >= this.reapFrom || (this.holdingSince !== undefined && answered - this.holdingSince > 2 * timeout);
       // Not awaited: a long reap (a dead process with many users) must not hold up the next
       // heartbeat, or the others would take this process for dead as well. It starts only now,
-      // with Redis just seen answering, so it never reaps on a view taken during a stall.
-      void this.reapAfterBeat(answered);
+      // with Redis just seen answering, so its view is not one taken during a stall.
+      if (due && !this.reaping) this.reaping = this.reapAll().finally(() => (this.reaping = undefined));
     } catch (err) {
       this.options.logger.warn({ err }, "presence heartbeat failed");
     } finally {
@@ -159,56 +172,78 @@ export class RedisPresence implements PresenceStore {
     }
   }
 
-  private async reapAfterBeat(answered: number): Promise<void> {
-    if (this.closed || this.reaping) return;
-    this.reaping = true;
+  private async reapAll(): Promise<void> {
     try {
-      await this.retryOrphans().catch((err: unknown) => this.options.logger.warn({ err }, "presence removals still failing; retried next tick"));
-      if (answered >= this.reapFrom || answered - this.lastReap > 2 * this.options.presenceTimeoutMs) {
-        await this.reap();
-        this.lastReap = Date.now();
-      }
+      await this.reap();
     } catch (err) {
       this.options.logger.warn({ err }, "presence reaping failed");
     } finally {
-      this.reaping = false;
+      this.holdingSince = undefined; // a reap ran: the next stall's grace starts its own count
     }
+    // After the reap, whose view of the others must be fresh: one orphan at a time can take a while.
+    await this.retryOrphans().catch((err: unknown) => this.options.logger.warn({ err }, "presence removals still failing; retried next tick"));
   }
 
-  /** Returns true when this process was missing from the set: a survivor reaped it as dead. */
+  /**
+   * Writes this process's heartbeat. Returns true when it found a score other than the one it
+   * last wrote: a survivor took it for dead and claimed it, and may have removed some or all of
+   * its entries (a claim that failed midway leaves the rest, and the claim's score, behind).
+   */
   private async heartbeat(): Promise<boolean> {
     const expiresAt = Date.now() + Math.floor(this.options.presenceTimeoutMs / 2);
-    const added = await this.bounded(this.redis.commands.zAdd(this.keys.nodes(), { score: expiresAt, value: this.options.nodeId }), "heartbeat");
-    return Number(added) === 1 && this.started;
+    this.written.push(expiresAt);
+    if (this.written.length > 16) this.written.shift();
+    const previous = await this.bounded(
+      SCRIPTS.heartbeat.run<string | null>(this.redis, [this.keys.nodes()], [this.options.nodeId, expiresAt]),
+      "heartbeat",
+    );
+    const claimed = previous === null || !this.written.includes(Number(previous));
+    this.written = [expiresAt];
+    return this.started && claimed;
   }
 
   /** Removes the entries of every process whose heartbeat expired, reporting who left. */
   private async reap(): Promise<void> {
     const commands = this.redis.commands;
-    const now = Date.now();
-    const expired = await this.bounded(commands.zRangeByScore(this.keys.nodes(), "-inf", now), "reap");
+    const expired = await this.bounded(commands.zRangeByScore(this.keys.nodes(), "-inf", Date.now()), "reap");
+    let failure: unknown;
     for (const nodeId of expired) {
       if (nodeId === this.options.nodeId) continue;
+      // The lease runs from now: a pass over several dead processes takes a while.
+      const now = Date.now();
       const claimed = await this.bounded(SCRIPTS.claimNode.run<number>(this.redis, [this.keys.nodes()], [nodeId, now, this.options.presenceTimeoutMs]), "reap");
       if (!claimed) continue;
       const index = this.keys.nodeEntries(nodeId);
       const fields = Object.keys(await this.bounded(commands.hGetAll(index), "reap"));
-      // A batch's index fields go only once all its removals went through: a failure leaves the
-      // rest for the next reap (a removal done twice reports its leave once).
+      // An index field goes once its removal went through; one that failed (its room's shard
+      // down) stays, with the process's claim, for the next reap after the lease.
+      let failed = 0;
       for (let i = 0; i < fields.length; i += BATCH) {
         const batch = fields.slice(i, i + BATCH);
-        await Promise.all(batch.map((field) => this.reapEntry(nodeId, field)));
-        await this.bounded(commands.hDel(index, batch), "reap");
+        const results = await Promise.allSettled(batch.map((field) => this.reapEntry(nodeId, field)));
+        const done = batch.filter((_, k) => results[k]!.status === "fulfilled");
+        for (const result of results) if (result.status === "rejected") failure ??= result.reason;
+        failed += batch.length - done.length;
+        if (done.length > 0) await this.bounded(commands.hDel(index, done), "reap");
+      }
+      if (failed > 0) {
+        this.options.logger.warn({ node: nodeId, failed, entries: fields.length }, "some of a dead process's presence could not be removed; retried after its lease");
+        continue;
       }
       await this.bounded(commands.zRem(this.keys.nodes(), nodeId), "reap");
       this.options.logger.info({ reaped: nodeId, entries: fields.length }, "removed a dead process's presence");
     }
+    if (failure !== undefined) throw failure;
   }
 
   private async reapEntry(nodeId: string, field: string): Promise<void> {
     const [room, connId] = field.split("\n") as [string, string];
-    const reply = await this.bounded(SCRIPTS.presenceRemove.run<RemoveReply>(this.redis, this.roomKeys(room), [this.keys.connKey(nodeId, connId)]), "reap");
-    if (reply && Number(reply[0]) === 1) this.handler(room, "leave", { id: reply[1], name: reply[2] });
+    // The leave is reported when the removal answers, even after the wait gave up: a removal
+    // that ran but was not reported would never be reported (done twice, it answers nothing).
+    const removal = SCRIPTS.presenceRemove.run<RemoveReply>(this.redis, this.roomKeys(room), [this.keys.connKey(nodeId, connId)]).then((reply) => {
+      if (reply && Number(reply[0]) === 1) this.handler(room, "leave", { id: reply[1], name: reply[2] });
+    });
+    await this.bounded(removal, "reap");
   }
 
   /** Throws the first failure after trying every orphan: one room on a shard that is down must not hold up the rest. */
@@ -227,10 +262,12 @@ export class RedisPresence implements PresenceStore {
   }
 
   /**
-   * After a reconnect, or on finding this process reaped: our entries may have been removed while
-   * we could not heartbeat. One run at a time; a call during a run makes it run once more.
+   * After a reconnect, or on finding this process claimed: our entries may have been removed
+   * while we could not heartbeat. One run at a time; a call during a run makes it run once more,
+   * and so does a failed run, at the next heartbeat.
    */
   private reassert(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     if (this.reasserting) {
       this.reassertAgain = true;
       return this.reasserting;
@@ -247,32 +284,37 @@ export class RedisPresence implements PresenceStore {
 
   private async reassertOnce(): Promise<void> {
     try {
-      await this.heartbeat();
       await this.retryOrphans();
       const entries = [...this.local];
       for (let i = 0; i < entries.length && !this.closed; i += BATCH) {
-        await Promise.all(entries.slice(i, i + BATCH).map(([field, { room, entry }]) => this.readd(field, room, entry)));
+        const results = await Promise.allSettled(entries.slice(i, i + BATCH).map(([field, { room, entry }]) => this.readd(field, room, entry)));
+        const failed = results.find((result) => result.status === "rejected");
+        if (failed) throw failed.reason;
       }
     } catch (err) {
-      this.options.logger.warn({ err }, "presence re-assert failed");
+      // Run again after the next heartbeat, as if claimed again.
+      this.written = [];
+      this.options.logger.warn({ err }, "presence re-assert failed; retried at the next heartbeat");
     }
   }
 
   private async readd(field: string, room: string, entry: PresenceEntry): Promise<void> {
-    await this.bounded(this.redis.commands.hSet(this.keys.nodeEntries(this.options.nodeId), field, entry.user.id), "presence index");
-    // Removed while we were awaiting: re-adding it now would leave a ghost. A room's commands go
-    // over one connection in order, so a removal sent after this check runs after the add.
+    // Removed meanwhile (checked before each write): re-adding it would leave a ghost. A room's
+    // commands go over one connection in order, so a removal sent after a check runs after the write.
     if (!this.local.has(field)) return;
-    const [, first] = await this.bounded(
-      SCRIPTS.presenceAdd.run<[number, number, string[]]>(this.redis, this.roomKeys(room), [
+    await this.bounded(this.redis.commands.hSet(this.keys.nodeEntries(this.options.nodeId), field, entry.user.id), "presence index");
+    if (!this.local.has(field)) return;
+    const add = SCRIPTS.presenceAdd
+      .run<AddReply>(this.redis, this.roomKeys(room), [
         entry.user.id,
         entry.user.name,
         this.keys.connKey(this.options.nodeId, entry.connId),
         0, // already admitted once; capacity was checked then
-      ]),
-      "presence re-assert",
-    );
-    if (first === 1) this.handler(room, "join", entry.user);
+      ])
+      .then(([, first]) => {
+        if (first === 1) this.handler(room, "join", entry.user);
+      });
+    await this.bounded(add, "presence re-assert");
   }
 
   private roomKeys(room: string): string[] {

@@ -46,6 +46,7 @@ export const SCRIPTS = {
   presenceAdd: new RedisScript("presence-add"),
   presenceRemove: new RedisScript("presence-remove"),
   claimNode: new RedisScript("claim-node"),
+  heartbeat: new RedisScript("heartbeat"),
 };
 
 /** Bounds a one-off wait (connecting); commands use RedisConnection.bounded. */
