@@ -47,6 +47,10 @@ export class RedisPresence implements PresenceStore {
   /** The re-assert running, if any; `reassertAgain` asks it to run once more when done. */
   private reasserting: Promise<void> | undefined;
   private reassertAgain = false;
+  /** Entries a re-assert could not write back (their shard down): retried after each heartbeat. */
+  private readdFailed = new Set<string>();
+  /** A re-assert waiting for a survivor's claim on this process to run out (see beat). */
+  private reassertTimer: NodeJS.Timeout | undefined;
   /** When this process's last heartbeat that went through was sent. */
   private lastBeat = 0;
   /** No reaping before this: after an outage the others need time to heartbeat again. */
@@ -132,8 +136,10 @@ export class RedisPresence implements PresenceStore {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
-    // A reap cut off midway would leave the process it claimed to wait out a whole lease.
-    await Promise.allSettled([this.reaping, this.reasserting]);
+    clearTimeout(this.reassertTimer);
+    // A reap cut off midway would leave the process it claimed to wait out a whole lease; on a
+    // stalled Redis that wait is bounded like any command.
+    await this.bounded(Promise.allSettled([this.reaping, this.reasserting]), "presence close").catch(() => {});
     await this.redis.commands.zRem(this.keys.nodes(), this.options.nodeId).catch(() => {});
   }
 
@@ -145,10 +151,14 @@ export class RedisPresence implements PresenceStore {
     try {
       const timeout = this.options.presenceTimeoutMs;
       const sent = Date.now();
-      const claimed = await this.heartbeat();
+      const found = await this.heartbeat();
       if (this.closed) return;
-      // Claimed or reaped while still alive (a heartbeat came too late): put our users back.
-      if (claimed) void this.reassert();
+      // Claimed or reaped while still alive (a heartbeat came too late): put our users back. A
+      // claim is the survivor's lease end: until then it may still be removing our entries, and
+      // whatever we re-added before would go again. Removed from the set, it has finished.
+      if (found.kind === "claimed") this.reassertAt(found.until);
+      else if (found.kind === "removed") void this.reassert();
+      else if (this.readdFailed.size > 0 && !this.reasserting) void this.reassert([...this.readdFailed]);
       // Our own entry went stale (more than half a timeout from one heartbeat going out to the next
       // one's answer): Redis was unreachable or stalled, most likely for every process alike.
       // Reaping now would take the others for dead before they could heartbeat again (their users
@@ -164,7 +174,7 @@ export class RedisPresence implements PresenceStore {
       // Not awaited: a long reap (a dead process with many users) must not hold up the next
       // heartbeat, or the others would take this process for dead as well. It starts only now,
       // with Redis just seen answering, so its view is not one taken during a stall.
-      if (due && !this.reaping) this.reaping = this.reapAll().finally(() => (this.reaping = undefined));
+      if (!this.reaping) this.reaping = this.reapAll(due).finally(() => (this.reaping = undefined));
     } catch (err) {
       this.options.logger.warn({ err }, "presence heartbeat failed");
     } finally {
@@ -172,24 +182,27 @@ export class RedisPresence implements PresenceStore {
     }
   }
 
-  private async reapAll(): Promise<void> {
-    try {
-      await this.reap();
-    } catch (err) {
-      this.options.logger.warn({ err }, "presence reaping failed");
-    } finally {
-      this.holdingSince = undefined; // a reap ran: the next stall's grace starts its own count
+  private async reapAll(due: boolean): Promise<void> {
+    if (due) {
+      try {
+        await this.reap();
+      } catch (err) {
+        this.options.logger.warn({ err }, "presence reaping failed");
+      } finally {
+        this.holdingSince = undefined; // a reap ran: the next stall's grace starts its own count
+      }
     }
     // After the reap, whose view of the others must be fresh: one orphan at a time can take a while.
     await this.retryOrphans().catch((err: unknown) => this.options.logger.warn({ err }, "presence removals still failing; retried next tick"));
   }
 
   /**
-   * Writes this process's heartbeat. Returns true when it found a score other than the one it
-   * last wrote: a survivor took it for dead and claimed it, and may have removed some or all of
-   * its entries (a claim that failed midway leaves the rest, and the claim's score, behind).
+   * Writes this process's heartbeat, and says what it found in its place: a score it sent itself
+   * ("mine"); none ("removed": a survivor took it for dead and removed its entries, or Redis lost
+   * them); or another one ("claimed": a survivor's lease on cleaning it up, which may have
+   * removed some or all of its entries, and may still be at it until `until`).
    */
-  private async heartbeat(): Promise<boolean> {
+  private async heartbeat(): Promise<{ kind: "mine" | "removed" } | { kind: "claimed"; until: number }> {
     const expiresAt = Date.now() + Math.floor(this.options.presenceTimeoutMs / 2);
     this.written.push(expiresAt);
     if (this.written.length > 16) this.written.shift();
@@ -197,9 +210,22 @@ export class RedisPresence implements PresenceStore {
       SCRIPTS.heartbeat.run<string | null>(this.redis, [this.keys.nodes()], [this.options.nodeId, expiresAt]),
       "heartbeat",
     );
-    const claimed = previous === null || !this.written.includes(Number(previous));
+    const score = previous === null ? undefined : Number(previous);
+    const mine = score !== undefined && this.written.includes(score);
     this.written = [expiresAt];
-    return this.started && claimed;
+    if (!this.started || mine) return { kind: "mine" };
+    return score === undefined ? { kind: "removed" } : { kind: "claimed", until: score };
+  }
+
+  /** Re-asserts once a survivor's claim has run out (a little after, for the clocks). */
+  private reassertAt(until: number): void {
+    if (this.reassertTimer) return;
+    const wait = Math.min(Math.max(0, until - Date.now()) + 100, this.options.presenceTimeoutMs + 100);
+    this.reassertTimer = setTimeout(() => {
+      this.reassertTimer = undefined;
+      void this.reassert();
+    }, wait);
+    this.reassertTimer.unref(); // must not keep the process alive
   }
 
   /** Removes the entries of every process whose heartbeat expired, reporting who left. */
@@ -266,36 +292,43 @@ export class RedisPresence implements PresenceStore {
    * while we could not heartbeat. One run at a time; a call during a run makes it run once more,
    * and so does a failed run, at the next heartbeat.
    */
-  private reassert(): Promise<void> {
+  private reassert(only?: string[]): Promise<void> {
     if (this.closed) return Promise.resolve();
     if (this.reasserting) {
-      this.reassertAgain = true;
+      if (!only) this.reassertAgain = true;
       return this.reasserting;
     }
     const run = async (): Promise<void> => {
-      do {
+      await this.readdAll(only ?? [...this.local.keys()]);
+      while (this.reassertAgain && !this.closed) {
         this.reassertAgain = false;
-        await this.reassertOnce();
-      } while (this.reassertAgain && !this.closed);
+        await this.readdAll([...this.local.keys()]);
+      }
     };
     this.reasserting = run().finally(() => (this.reasserting = undefined));
     return this.reasserting;
   }
 
-  private async reassertOnce(): Promise<void> {
-    try {
-      await this.retryOrphans();
-      const entries = [...this.local];
-      for (let i = 0; i < entries.length && !this.closed; i += BATCH) {
-        const results = await Promise.allSettled(entries.slice(i, i + BATCH).map(([field, { room, entry }]) => this.readd(field, room, entry)));
-        const failed = results.find((result) => result.status === "rejected");
-        if (failed) throw failed.reason;
-      }
-    } catch (err) {
-      // Run again after the next heartbeat, as if claimed again.
-      this.written = [];
-      this.options.logger.warn({ err }, "presence re-assert failed; retried at the next heartbeat");
+  /** Writes these entries back, in batches; every one is tried, and the ones that failed are kept for a retry. */
+  private async readdAll(fields: string[]): Promise<void> {
+    const failed = new Set<string>();
+    let failure: unknown;
+    for (let i = 0; i < fields.length && !this.closed; i += BATCH) {
+      const batch = fields.slice(i, i + BATCH);
+      const results = await Promise.allSettled(
+        batch.map((field) => {
+          const held = this.local.get(field);
+          return held ? this.readd(field, held.room, held.entry) : undefined;
+        }),
+      );
+      results.forEach((result, k) => {
+        if (result.status === "fulfilled") return;
+        failed.add(batch[k]!);
+        failure ??= result.reason;
+      });
     }
+    this.readdFailed = failed;
+    if (failure !== undefined) this.options.logger.warn({ err: failure, failed: failed.size }, "presence re-assert failed for some entries; retried after the next heartbeat");
   }
 
   private async readd(field: string, room: string, entry: PresenceEntry): Promise<void> {
