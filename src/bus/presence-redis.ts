@@ -245,12 +245,10 @@ export class RedisPresence implements PresenceStore {
       // down) stays, with the process's claim, for the next reap after the lease.
       let failed = 0;
       for (let i = 0; i < fields.length; i += BATCH) {
-        const batch = fields.slice(i, i + BATCH);
-        const results = await Promise.allSettled(batch.map((field) => this.reapEntry(nodeId, field)));
-        const done = batch.filter((_, k) => results[k]!.status === "fulfilled");
-        for (const result of results) if (result.status === "rejected") failure ??= result.reason;
-        failed += batch.length - done.length;
-        if (done.length > 0) await this.bounded(commands.hDel(index, done), "reap");
+        const batch = await settleAll(fields.slice(i, i + BATCH), (field) => this.reapEntry(nodeId, field));
+        failure ??= batch.failure;
+        failed += batch.failed.length;
+        if (batch.done.length > 0) await this.bounded(commands.hDel(index, batch.done), "reap");
       }
       if (failed > 0) {
         this.options.logger.warn({ node: nodeId, failed, entries: fields.length }, "some of a dead process's presence could not be removed; retried after its lease");
@@ -314,18 +312,12 @@ export class RedisPresence implements PresenceStore {
     const failed = new Set<string>();
     let failure: unknown;
     for (let i = 0; i < fields.length && !this.closed; i += BATCH) {
-      const batch = fields.slice(i, i + BATCH);
-      const results = await Promise.allSettled(
-        batch.map((field) => {
-          const held = this.local.get(field);
-          return held ? this.readd(field, held.room, held.entry) : undefined;
-        }),
-      );
-      results.forEach((result, k) => {
-        if (result.status === "fulfilled") return;
-        failed.add(batch[k]!);
-        failure ??= result.reason;
+      const batch = await settleAll(fields.slice(i, i + BATCH), async (field) => {
+        const held = this.local.get(field);
+        if (held) await this.readd(field, held.room, held.entry);
       });
+      for (const field of batch.failed) failed.add(field);
+      failure ??= batch.failure;
     }
     this.readdFailed = failed;
     if (failure !== undefined) this.options.logger.warn({ err: failure, failed: failed.size }, "presence re-assert failed for some entries; retried after the next heartbeat");
@@ -357,6 +349,25 @@ export class RedisPresence implements PresenceStore {
   private bounded<T>(promise: Promise<T>, what: string): Promise<T> {
     return this.redis.bounded(promise, what);
   }
+}
+
+/**
+ * Runs `run` on every item at once (node-redis pipelines the commands into one write) and waits
+ * for all of them: which items went through, which failed, and the first failure.
+ */
+async function settleAll<T>(items: T[], run: (item: T) => Promise<void>): Promise<{ done: T[]; failed: T[]; failure: unknown }> {
+  const results = await Promise.allSettled(items.map(run));
+  const done: T[] = [];
+  const failed: T[] = [];
+  let failure: unknown;
+  results.forEach((result, k) => {
+    if (result.status === "fulfilled") done.push(items[k]!);
+    else {
+      failed.push(items[k]!);
+      failure ??= result.reason;
+    }
+  });
+  return { done, failed, failure };
 }
 
 function indexField(room: string, connId: string): string {

@@ -85,7 +85,8 @@ if sent then
   -- Missing (-2), without a TTL (-1: something else wrote it), or past its first DEDUPE_MS: the
   -- current generation becomes the previous one and a new one starts. UNLINK frees the one
   -- before in the background: a busy room's can hold many thousand entries.
-  if redis.call('PTTL', sent) < __DEDUPE_MS__ + 60000 then
+  local lifetime = 2 * __DEDUPE_MS__ + 60000
+  if redis.call('PTTL', sent) < lifetime - __DEDUPE_MS__ then
     redis.call('UNLINK', KEYS[4])
     if redis.call('EXISTS', sent) == 1 then
       redis.call('RENAME', sent, KEYS[4])
@@ -93,9 +94,9 @@ if sent then
       -- Empty but present: a room whose keys all exist never answers TRYAGAIN while its slot migrates.
       redis.call('HSET', KEYS[4], '', '')
     end
-    redis.call('PEXPIRE', KEYS[4], 2 * __DEDUPE_MS__ + 60000)
+    redis.call('PEXPIRE', KEYS[4], lifetime)
     redis.call('HSET', sent, field, seq .. ':' .. ts)
-    redis.call('PEXPIRE', sent, 2 * __DEDUPE_MS__ + 60000)
+    redis.call('PEXPIRE', sent, lifetime)
   else
     redis.call('HSET', sent, field, seq .. ':' .. ts)
   end
