@@ -111,6 +111,15 @@ export interface PresenceEvent {
   member: Member;
 }
 
+/**
+ * The room's whole member list, sent after the server may have missed presence events (it lost
+ * its connection to the bus meanwhile): it replaces the list from the join ack and the events since.
+ */
+export interface MembersEvent {
+  room: string;
+  members: Member[];
+}
+
 export interface TypingEvent {
   room: string;
   member: Member;
@@ -160,6 +169,7 @@ export interface ServerToClientEvents {
   hello(hello: Hello): void;
   message(message: ChatMessage): void;
   presence(event: PresenceEvent): void;
+  members(event: MembersEvent): void;
   typing(event: TypingEvent): void;
   error(event: ErrorEvent): void;
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Ack, ChatMessage, SendResult } from "../src/protocol.js";
+import type { Ack, ChatMessage, Member, MembersEvent, SendResult } from "../src/protocol.js";
 import { TestClient, waitUntil, waitUntilAsync } from "./helpers/client.js";
 import { ServerProcess } from "./helpers/cluster.js";
 import { metricValue } from "./helpers/metrics.js";
@@ -88,22 +88,41 @@ describe("Redis scale-out under faults", () => {
     const bob = await connect(b!, "bob");
     await ann.joinOk("gap");
     await bob.joinOk("gap");
-    // Kill b's connection and keep it out (no room for a new connection) while ann sends: none
-    // of the 20 reaches b by pub/sub.
-    const connected = ((await redis.client.sendCommand(["CLIENT", "LIST"])) as string).trim().split("\n");
-    const ofB = connected.filter((line) => line.includes(` name=roomcast-${b!.nodeId} `)).length;
-    await redis.client.sendCommand(["CONFIG", "SET", "maxclients", String(connected.length - ofB)]);
-    try {
-      await killConnectionsOf(redis, b!.nodeId);
+    // None of the 20 reaches b by pub/sub.
+    await whileCutOff(redis, b!.nodeId, async () => {
       for (let i = 0; i < 20; i++) await ann.sendOk("gap", `m${i}`);
-    } finally {
-      await redis.client.sendCommand(["CONFIG", "SET", "maxclients", "10000"]);
-    }
+    });
     await bob.until(() => bob.messagesIn("gap").length === 20, "bob gets all 20", 10_000);
     assert.deepEqual(bob.messagesIn("gap").map((m) => m.seq), Array.from({ length: 20 }, (_, i) => i + 1));
     // History brought all 20; the operator sees it on b's /metrics.
     assert.equal(await metricValue(b!.url, "roomcast_stream_recovered_messages_total"), 20);
     assert.equal(await metricValue(b!.url, "roomcast_stream_lost_messages_total"), 0);
+  });
+
+  it("sends the whole member list to local members after the subscriber missed presence events", async () => {
+    const [a, b, c] = await startServers(3);
+    const ann = await connect(a!, "ann");
+    const bob = await connect(b!, "bob");
+    const carol = await connect(c!, "carol");
+    for (const client of [ann, bob, carol]) await client.joinOk("roster");
+    await bob.until(() => bob.received("presence").length === 1, "carol's join reaches bob");
+    let dave: TestClient | undefined;
+    // Carol leaves and dave joins while b is cut off: neither event reaches bob by pub/sub.
+    await whileCutOff(redis, b!.nodeId, async () => {
+      assert.equal((await carol.request("leave", { room: "roster" })).ok, true);
+      dave = await connect(a!, "dave");
+      await dave.joinOk("roster");
+      await ann.until(() => ann.received("presence").length === 4, `carol's leave and dave's join reach ann: ${JSON.stringify(ann.received("presence"))}`);
+    });
+    const sorted = (members: Member[]) => [...members].sort((x, y) => x.name.localeCompare(y.name));
+    await bob.until(() => bob.received("members").length === 1, "bob gets the member list after b resubscribes", 10_000);
+    assert.equal(bob.received("presence").length, 1, "the missed events are not replayed one by one");
+    const { room, members } = bob.received("members")[0] as MembersEvent;
+    assert.equal(room, "roster");
+    assert.deepEqual(sorted(members), sorted([ann.hello!.user, bob.hello!.user, dave!.hello!.user]));
+    // Processes that missed nothing are sent nothing.
+    assert.equal(ann.received("members").length, 0);
+    assert.equal(dave!.received("members").length, 0);
   });
 
   it("removes a killed process's users from presence within the timeout, with leave events", async () => {
@@ -273,7 +292,22 @@ describe("Redis scale-out under faults", () => {
   });
 });
 
-/** The process must then reconnect, resubscribe and fill the gap from history by itself. */
+/**
+ * Kills every Redis connection of the process and keeps it out (no room for a new connection)
+ * while `during` runs. The process must then reconnect, resubscribe and catch up by itself.
+ */
+async function whileCutOff(redis: RedisProcess, nodeId: string, during: () => Promise<void>): Promise<void> {
+  const connected = ((await redis.client.sendCommand(["CLIENT", "LIST"])) as string).trim().split("\n");
+  const ofNode = connected.filter((line) => line.includes(` name=roomcast-${nodeId} `)).length;
+  await redis.client.sendCommand(["CONFIG", "SET", "maxclients", String(connected.length - ofNode)]);
+  try {
+    await killConnectionsOf(redis, nodeId);
+    await during();
+  } finally {
+    await redis.client.sendCommand(["CONFIG", "SET", "maxclients", "10000"]);
+  }
+}
+
 async function killConnectionsOf(redis: RedisProcess, nodeId: string): Promise<void> {
   const list = (await redis.client.sendCommand(["CLIENT", "LIST"])) as string;
   for (const line of list.split("\n")) {

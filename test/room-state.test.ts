@@ -98,4 +98,18 @@ describe("client room state", () => {
     assert.deepEqual([...room.members.values()].map((m) => m.name), ["ann", "cat"]);
     assert.deepEqual(room.items.map((i) => (i.kind === "notice" ? i.text : "")), ["cat joined", "bob left"]);
   });
+
+  it("takes a whole member list as the presence changes it differs by", () => {
+    const room = new RoomState("r");
+    room.applyJoin(ack(0, "e1", []));
+    const cat = { id: "c1", name: "cat" };
+    const changes = room.applyMembers([ann, cat]);
+    assert.deepEqual(changes, [
+      { room: "r", event: "leave", member: bob },
+      { room: "r", event: "join", member: cat },
+    ]);
+    assert.deepEqual([...room.members.values()].map((m) => m.name), ["ann", "cat"]);
+    assert.deepEqual(room.items.map((i) => (i.kind === "notice" ? i.text : "")), ["bob left", "cat joined"]);
+    assert.deepEqual(room.applyMembers([cat, ann]), [], "the same members in another order change nothing");
+  });
 });

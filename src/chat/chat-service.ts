@@ -5,6 +5,7 @@ import type { Gateway } from "./gateway.js";
 import type { StreamObserver } from "./local-room.js";
 import type { RateSpec } from "./rate-limiter.js";
 import { RoomRegistry } from "./room-registry.js";
+import { RosterRefresh } from "./roster-refresh.js";
 import { Session } from "./session.js";
 
 export interface ChatLimits {
@@ -46,13 +47,22 @@ export class ChatService {
       onError: (err, room) => deps.onBusError(err, `room ${room}`),
       streams: deps.streams,
     });
+    const roster = new RosterRefresh(deps.presence, deps.gateway, (err) => deps.onBusError(err, "members refresh"));
     deps.broker.onEvent((room, event) => {
       const local = this.rooms.get(room);
       if (!local) return;
-      if (event.type === "message") local.receive(event.message, event.epoch);
-      else local.relay(event);
+      if (event.type === "message") return local.receive(event.message, event.epoch);
+      if (event.type === "presence") roster.observe(event.event);
+      local.relay(event);
     });
-    deps.broker.onResync((room) => (room === undefined ? this.rooms.resyncAll() : this.rooms.resync(room)));
+    // The bus may have dropped events of these rooms: messages come back from history, presence
+    // from the presence store.
+    deps.broker.onResync((room) => {
+      for (const name of room === undefined ? this.rooms.subscribedNames() : [room]) {
+        if (!this.rooms.resync(name)) continue;
+        void roster.refresh(name);
+      }
+    });
     deps.presence.onChange((room, kind, member) => {
       const event = { type: "presence", event: { room, event: kind, member }, origin: "" } as const;
       deps.broker.publishEphemeral(room, event).catch((err) => deps.onBusError(err, "presence relay"));

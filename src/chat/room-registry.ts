@@ -81,15 +81,17 @@ export class RoomRegistry {
     slot.unsubscribeTimer.unref(); // must not keep the process alive
   }
 
-  /** After the bus lost messages: every room fetches what it missed. */
-  resyncAll(): void {
-    for (const slot of this.slots.values()) if (slot.subscribed) slot.room.catchUp();
+  /** The rooms whose subscription is active. */
+  subscribedNames(): string[] {
+    return [...this.slots].filter(([, slot]) => slot.subscribed).map(([name]) => name);
   }
 
-  /** After the bus may have lost one room's messages: that room fetches what it missed. */
-  resync(name: string): void {
+  /** After the bus may have lost a room's messages: the room fetches what it missed. False if not subscribed. */
+  resync(name: string): boolean {
     const slot = this.slots.get(name);
-    if (slot?.subscribed) slot.room.catchUp();
+    if (!slot?.subscribed) return false;
+    slot.room.catchUp();
+    return true;
   }
 
   async close(): Promise<void> {

@@ -276,6 +276,11 @@ export class ChatClient {
       room.applyPresence(event);
       this.emit({ type: "presence", room, event });
     });
+    socket.on("members", (event) => {
+      const room = this.rooms.get(event.room);
+      if (!room || room.status !== "joined") return;
+      for (const change of room.applyMembers(event.members)) this.emit({ type: "presence", room, event: change });
+    });
     socket.on("typing", (event) => {
       const room = this.rooms.get(event.room);
       if (!room || room.status !== "joined") return;

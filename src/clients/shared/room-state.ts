@@ -147,6 +147,19 @@ export class RoomState {
     }
   }
 
+  /**
+   * The server's whole member list (after it may have missed presence events). Returns the
+   * differences from what this room held, as presence events that have been applied (with notices).
+   */
+  applyMembers(members: Member[], now = Date.now()): PresenceEvent[] {
+    const listed = new Map(members.map((m) => [m.id, m]));
+    const changes: PresenceEvent[] = [];
+    for (const member of this.members.values()) if (!listed.has(member.id)) changes.push({ room: this.name, event: "leave", member });
+    for (const member of listed.values()) if (!this.members.has(member.id)) changes.push({ room: this.name, event: "join", member });
+    for (const change of changes) this.applyPresence(change, now);
+    return changes;
+  }
+
   applyTyping(member: Member, now = Date.now()): void {
     this.typists.set(member.id, { member, until: now + TYPING_SHOW_MS });
   }
