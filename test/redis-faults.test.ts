@@ -125,6 +125,25 @@ describe("Redis scale-out under faults", () => {
     assert.equal(dave!.received("members").length, 0);
   });
 
+  it("announces a leave whose removal Redis ran only after the wait for it gave up", async () => {
+    const [a, b] = await startServers(2, { REDIS_TIMEOUT: "500ms" });
+    const ann = await connect(a!, "ann");
+    const bob = await connect(b!, "bob");
+    await ann.joinOk("stall");
+    await bob.joinOk("stall");
+    await ann.until(() => ann.received("presence").length === 1, "bob's join");
+    redis.pause();
+    try {
+      bob.close(); // b sends the removal into the stalled Redis, and stops waiting after 500 ms
+      await sleep(1200);
+    } finally {
+      redis.resume();
+    }
+    await ann.until(() => ann.received("presence").length === 2, "bob's leave, once Redis ran the removal", 5000);
+    assert.deepEqual(ann.received("presence")[1], { room: "stall", event: "leave", member: bob.hello!.user });
+    assert.deepEqual((await ann.joinOk("stall")).members, [ann.hello!.user]);
+  });
+
   it("removes a killed process's users from presence within the timeout, with leave events", async () => {
     const [a, b] = await startServers(2, { PRESENCE_TIMEOUT: "2s" });
     const ann = await connect(a!, "ann");

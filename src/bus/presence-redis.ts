@@ -120,12 +120,22 @@ export class RedisPresence implements PresenceStore {
   }
 
   private async removeNow(room: string, entry: PresenceEntry): Promise<RemoveResult> {
-    const reply = await this.bounded(
-      SCRIPTS.presenceRemove.run<RemoveReply>(this.redis, this.roomKeys(room), [this.keys.connKey(this.options.nodeId, entry.connId)]),
-      "presence remove",
-    );
+    const removal = SCRIPTS.presenceRemove.run<RemoveReply>(this.redis, this.roomKeys(room), [this.keys.connKey(this.options.nodeId, entry.connId)]);
+    let reply: RemoveReply;
+    try {
+      reply = await this.bounded(removal, "presence remove");
+    } catch (err) {
+      // The wait gave up, but the removal may still run (Redis stalled, not gone): its leave is
+      // reported when it answers, as the reaper's are, or nobody would ever hear of it (a retry
+      // finds nothing left to remove).
+      removal.then((late) => {
+        const removed = asRemoved(late);
+        if (removed.lastOfUser) this.handler(room, "leave", removed.member);
+      }, () => {});
+      throw err;
+    }
     await this.bounded(this.redis.commands.hDel(this.keys.nodeEntries(this.options.nodeId), indexField(room, entry.connId)), "presence index");
-    return reply !== null && Number(reply[0]) === 1 ? { lastOfUser: true, member: { id: reply[1], name: reply[2] } } : { lastOfUser: false };
+    return asRemoved(reply);
   }
 
   async members(room: string): Promise<Member[]> {
@@ -265,7 +275,8 @@ export class RedisPresence implements PresenceStore {
     // The leave is reported when the removal answers, even after the wait gave up: a removal
     // that ran but was not reported would never be reported (done twice, it answers nothing).
     const removal = SCRIPTS.presenceRemove.run<RemoveReply>(this.redis, this.roomKeys(room), [this.keys.connKey(nodeId, connId)]).then((reply) => {
-      if (reply && Number(reply[0]) === 1) this.handler(room, "leave", { id: reply[1], name: reply[2] });
+      const removed = asRemoved(reply);
+      if (removed.lastOfUser) this.handler(room, "leave", removed.member);
     });
     await this.bounded(removal, "reap");
   }
@@ -372,6 +383,10 @@ async function settleAll<T>(items: T[], run: (item: T) => Promise<void>): Promis
 
 function indexField(room: string, connId: string): string {
   return `${room}\n${connId}`;
+}
+
+function asRemoved(reply: RemoveReply): RemoveResult {
+  return reply !== null && Number(reply[0]) === 1 ? { lastOfUser: true, member: { id: reply[1], name: reply[2] } } : { lastOfUser: false };
 }
 
 function pairs(flat: string[]): Member[] {

@@ -11,8 +11,9 @@ export type RemoveResult = { lastOfUser: false } | { lastOfUser: true; member: M
 export type AddResult = { ok: true; firstOfUser: boolean; members: Member[] } | { ok: false; reason: "room_full" };
 
 /**
- * A change the store found by itself, not asked for by a session: the users of a process that
- * died ("leave"), or users re-added after the store had dropped them while disconnected ("join").
+ * A change the session that caused it could not report: the users of a process that died
+ * ("leave"), users re-added after the store had dropped them while disconnected ("join"), or a
+ * removal that went through after `remove` had stopped waiting for it ("leave").
  */
 export type PresenceChangeHandler = (room: string, kind: "join" | "leave", member: Member) => void;
 
