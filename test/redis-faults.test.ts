@@ -125,6 +125,23 @@ describe("Redis scale-out under faults", () => {
     assert.equal(dave!.received("members").length, 0);
   });
 
+  it("lists a process's own users in the member list it sends after it was cut off long enough to be reaped", async () => {
+    const [a, b] = await startServers(2, { PRESENCE_TIMEOUT: "2s" });
+    const ann = await connect(a!, "ann");
+    const bob = await connect(b!, "bob");
+    await ann.joinOk("reaped");
+    await bob.joinOk("reaped");
+    await whileCutOff(redis, b!.nodeId, async () => {
+      await ann.until(() => ann.received("presence").length === 2, "bob's join, then his leave: a took b for dead", 5000);
+    });
+    await bob.until(() => bob.received("members").length === 1, "bob gets the member list after b resubscribes", 10_000);
+    const { members } = bob.received("members")[0] as MembersEvent;
+    // Read before b had written bob back, the list would have told bob that he left.
+    assert.deepEqual([...members].sort((x, y) => x.name.localeCompare(y.name)), [ann.hello!.user, bob.hello!.user]);
+    await ann.until(() => ann.received("presence").length === 3, "bob back for ann");
+    assert.deepEqual(ann.received("presence")[2], { room: "reaped", event: "join", member: bob.hello!.user });
+  });
+
   it("announces a leave whose removal Redis ran only after the wait for it gave up", async () => {
     const [a, b] = await startServers(2, { REDIS_TIMEOUT: "500ms" });
     const ann = await connect(a!, "ann");

@@ -41,6 +41,10 @@ export class MemoryPresence implements PresenceStore {
     return users ? this.list(users) : [];
   }
 
+  async settled(): Promise<void> {
+    // One process's memory: nothing to write back.
+  }
+
   onChange(): void {
     // One process: its entries die with it.
   }

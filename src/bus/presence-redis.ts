@@ -143,6 +143,10 @@ export class RedisPresence implements PresenceStore {
     return Object.entries(users).map(([id, name]) => ({ id, name }));
   }
 
+  async settled(): Promise<void> {
+    if (this.reasserting) await this.bounded(this.reasserting, "presence re-assert");
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);

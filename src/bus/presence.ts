@@ -32,6 +32,12 @@ export interface PresenceStore {
    */
   remove(room: string, entry: PresenceEntry): Promise<RemoveResult>;
   members(room: string): Promise<Member[]>;
+  /**
+   * Resolves once this process's own entries, which it writes back after a reconnect (others may
+   * have reaped them meanwhile), are in the store again: a `members` read after it lists every
+   * local user. Rejects if that takes longer than a command may.
+   */
+  settled(): Promise<void>;
   onChange(handler: PresenceChangeHandler): void;
   close(): Promise<void>;
 }

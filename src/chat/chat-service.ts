@@ -37,6 +37,7 @@ export interface ChatServiceDeps {
  */
 export class ChatService {
   readonly rooms: RoomRegistry;
+  private readonly roster: RosterRefresh;
   private readonly sessions = new Set<Session>();
   /** One function for every session (not a closure per connection). */
   private readonly forget = (session: Session): void => void this.sessions.delete(session);
@@ -47,7 +48,13 @@ export class ChatService {
       onError: (err, room) => deps.onBusError(err, `room ${room}`),
       streams: deps.streams,
     });
-    const roster = new RosterRefresh(deps.presence, deps.gateway, (err) => deps.onBusError(err, "members refresh"));
+    this.roster = new RosterRefresh(
+      deps.presence,
+      deps.gateway,
+      (room) => this.rooms.get(room)?.hasLiveMembers() === true,
+      (err) => deps.onBusError(err, "members refresh"),
+    );
+    const roster = this.roster;
     deps.broker.onEvent((room, event) => {
       const local = this.rooms.get(room);
       if (!local) return;
@@ -58,10 +65,8 @@ export class ChatService {
     // The bus may have dropped events of these rooms: messages come back from history, presence
     // from the presence store.
     deps.broker.onResync((room) => {
-      for (const name of room === undefined ? this.rooms.subscribedNames() : [room]) {
-        if (!this.rooms.resync(name)) continue;
-        void roster.refresh(name);
-      }
+      const names = room === undefined ? this.rooms.subscribedNames() : [room];
+      roster.refresh(names.filter((name) => this.rooms.resync(name)));
     });
     deps.presence.onChange((room, kind, member) => {
       const event = { type: "presence", event: { room, event: kind, member }, origin: "" } as const;
@@ -86,6 +91,7 @@ export class ChatService {
 
   /** Leaves every room of every session (presence cleaned up), then drops the subscriptions. */
   async close(): Promise<void> {
+    this.roster.close();
     await Promise.allSettled([...this.sessions].map((session) => session.close()));
     await this.rooms.close();
   }

@@ -62,6 +62,10 @@ export class LocalRoom {
     private readonly observer: StreamObserver = UNOBSERVED,
   ) {}
 
+  hasLiveMembers(): boolean {
+    return this.live.size > 0;
+  }
+
   /** The newest message delivered here, once the stream has started. */
   position(): { epoch: string; seq: number } | undefined {
     return this.initialized ? { epoch: this.epoch, seq: this.lastSeq } : undefined;

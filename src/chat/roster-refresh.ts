@@ -2,33 +2,78 @@ import type { PresenceStore } from "../bus/presence.js";
 import type { Member, PresenceEvent } from "../protocol.js";
 import type { Gateway } from "./gateway.js";
 
+/** Reads out at once: after a reconnect every room of the process asks, and each is one command. */
+const CONCURRENCY = 32;
+/** A failed read is tried again after this, for as long as the room has live members here. */
+const RETRY_MS = 1000;
+
 /**
  * Presence events travel on the at-most-once bus like messages, but have no seq and no history to
  * close a gap from. After the bus may have dropped some (a resubscribe), a room's local members
  * are sent the whole member list, read again from the presence store, as a `members` event.
  *
- * The read and the room's live presence events come over different connections, so each event
- * that arrives while the read is out may have been applied to the store before or after the read
- * saw it. The events are applied on top of the read's answer in the order they came: a user's
- * last event wins, which is what the store holds after both.
+ * - The read waits until the store has written this process's own entries back (after a long
+ *   outage the others may have reaped them): otherwise the list would leave out the very members
+ *   it is sent to.
+ * - The read and the room's live presence events come over different connections, so each event
+ *   that arrives while the read is out may have been applied to the store before or after the
+ *   read saw it. The events are applied on top of the read's answer in the order they came: a
+ *   user's last event wins, which is what the store holds after both.
  */
 export class RosterRefresh {
   /** Per room, the events seen by each read still out. */
   private readonly pending = new Map<string, PresenceEvent[][]>();
+  /** Rooms waiting for a read; a room waits once however often it is asked for. */
+  private readonly waiting = new Set<string>();
+  private running = 0;
+  private closed = false;
 
   constructor(
     private readonly presence: PresenceStore,
     private readonly gateway: Gateway,
+    /** Whether the room still has live members here: a read for nobody is skipped. */
+    private readonly wanted: (room: string) => boolean,
     private readonly onError: (err: unknown) => void,
   ) {}
 
-  /** Reads the room's members and sends them to its local members; never throws. */
-  async refresh(room: string): Promise<void> {
+  /** Sends each of these rooms' local members the room's member list, soon; never throws. */
+  refresh(rooms: Iterable<string>): void {
+    for (const room of rooms) this.waiting.add(room);
+    this.drain();
+  }
+
+  /** Every presence event relayed to a room's members passes here. */
+  observe(event: PresenceEvent): void {
+    for (const seen of this.pending.get(event.room) ?? []) seen.push(event);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.waiting.clear();
+  }
+
+  private drain(): void {
+    for (const room of this.waiting) {
+      if (this.running >= CONCURRENCY) return;
+      this.waiting.delete(room);
+      if (this.closed || !this.wanted(room)) continue;
+      this.running++;
+      void this.send(room).finally(() => {
+        this.running--;
+        this.drain();
+      });
+    }
+  }
+
+  private async send(room: string): Promise<void> {
     const seen: PresenceEvent[] = [];
     const reads = this.pending.get(room) ?? [];
     reads.push(seen);
     this.pending.set(room, reads);
     try {
+      // A turn first: the store's own reconnect handler may run after the one that asked for this.
+      await null;
+      await this.presence.settled();
       const members = new Map<string, Member>((await this.presence.members(room)).map((m) => [m.id, m]));
       for (const event of seen) {
         if (event.event === "join") members.set(event.member.id, event.member);
@@ -36,15 +81,11 @@ export class RosterRefresh {
       }
       this.gateway.broadcast(room, "members", { room, members: [...members.values()] });
     } catch (err) {
-      this.onError(err); // the next resubscribe tries again
+      this.onError(err);
+      if (!this.closed) setTimeout(() => this.refresh([room]), RETRY_MS).unref();
     } finally {
       reads.splice(reads.indexOf(seen), 1);
       if (reads.length === 0) this.pending.delete(room);
     }
-  }
-
-  /** Every presence event relayed to a room's members passes here. */
-  observe(event: PresenceEvent): void {
-    for (const seen of this.pending.get(event.room) ?? []) seen.push(event);
   }
 }
