@@ -3,7 +3,7 @@ import { beforeEach, describe, it } from "node:test";
 import { MemoryBroker } from "../src/bus/broker-memory.js";
 import type { Gateway } from "../src/chat/gateway.js";
 import { LocalRoom } from "../src/chat/local-room.js";
-import type { ChatMessage } from "../src/protocol.js";
+import type { ChatMessage, PresenceEvent } from "../src/protocol.js";
 import { waitUntil } from "./helpers/client.js";
 
 /**
@@ -14,15 +14,15 @@ import { waitUntil } from "./helpers/client.js";
  */
 class RecordingGateway implements Gateway {
   readonly groups = new Map<string, Set<string>>();
-  /** What each connection received, in order, from sends and from broadcasts alike. */
-  readonly received = new Map<string, number[]>();
+  /** What each connection received, in order, from sends and from broadcasts alike: a message's seq, or an event's name. */
+  readonly received = new Map<string, Array<number | string>>();
   readonly reconnected: string[] = [];
 
-  send(connId: string, _event: string, payload: unknown): void {
-    this.push(connId, payload);
+  send(connId: string, event: string, payload: unknown): void {
+    this.push(connId, event, payload);
   }
-  broadcast(room: string, _event: string, payload: unknown, exceptConnId?: string): void {
-    for (const connId of this.groups.get(room) ?? []) if (connId !== exceptConnId) this.push(connId, payload);
+  broadcast(room: string, event: string, payload: unknown, exceptConnId?: string): void {
+    for (const connId of this.groups.get(room) ?? []) if (connId !== exceptConnId) this.push(connId, event, payload);
   }
   addToGroup(connId: string, room: string): void {
     if (!this.groups.has(room)) this.groups.set(room, new Set());
@@ -35,11 +35,12 @@ class RecordingGateway implements Gateway {
     this.reconnected.push(connId);
   }
   seqs(connId: string): number[] {
-    return this.received.get(connId) ?? [];
+    return (this.received.get(connId) ?? []).filter((item): item is number => typeof item === "number");
   }
-  private push(connId: string, payload: unknown): void {
+  private push(connId: string, event: string, payload: unknown): void {
     if (!this.received.has(connId)) this.received.set(connId, []);
-    this.received.get(connId)!.push((payload as ChatMessage).seq);
+    const { member, event: kind } = payload as PresenceEvent;
+    this.received.get(connId)!.push(event === "message" ? (payload as ChatMessage).seq : `${event} ${kind} ${member.name}`);
   }
 }
 
@@ -74,6 +75,25 @@ describe("LocalRoom: delivery order, the join states and gap filling", () => {
     room.receive(await store(), epoch);
     assert.deepEqual(gateway.seqs("c1"), [2, 3, 4], "then live");
     assert.ok(gateway.groups.get("r")!.has("c1"));
+  });
+
+  it("sends a joining or catching-up member the presence events it would have missed, but not its own", async () => {
+    const presence = (kind: "join" | "leave", name: string, origin: string) =>
+      room.relay({ type: "presence", event: { room: "r", event: kind, member: { id: name, name } }, origin });
+    const m1 = await store();
+    room.beginJoin("c1");
+    presence("join", "c1", "c1"); // its own join: announced to the others only
+    room.receive(m1, epoch);
+    presence("leave", "bob", "b1"); // after its member read, maybe: the ack may still list bob
+    assert.deepEqual(gateway.received.get("c1") ?? [], [], "nothing before the ack");
+    room.activate("c1", 0);
+    assert.deepEqual(gateway.received.get("c1"), [1, "presence leave bob"], "in the order they came, after the ack");
+
+    room.beginJoin("c2");
+    room.activate("c2", 3); // ahead of the stream: catching up
+    presence("join", "cat", "c3");
+    assert.deepEqual(gateway.received.get("c2"), ["presence join cat"], "catching up, it hears presence at once");
+    assert.deepEqual(gateway.received.get("c1"), [1, "presence leave bob", "presence join cat"], "and live members as before");
   });
 
   it("holds a member whose ack is ahead of the stream until the stream reaches it, then makes it live", async () => {

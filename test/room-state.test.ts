@@ -99,17 +99,29 @@ describe("client room state", () => {
     assert.deepEqual(room.items.map((i) => (i.kind === "notice" ? i.text : "")), ["cat joined", "bob left"]);
   });
 
-  it("takes a whole member list as the presence changes it differs by", () => {
+  it("takes a whole member list: a notice per change, one in all past three, the client itself kept", () => {
     const room = new RoomState("r");
     room.applyJoin(ack(0, "e1", []));
     const cat = { id: "c1", name: "cat" };
-    const changes = room.applyMembers([ann, cat]);
-    assert.deepEqual(changes, [
-      { room: "r", event: "leave", member: bob },
-      { room: "r", event: "join", member: cat },
-    ]);
-    assert.deepEqual([...room.members.values()].map((m) => m.name), ["ann", "cat"]);
-    assert.deepEqual(room.items.map((i) => (i.kind === "notice" ? i.text : "")), ["bob left", "cat joined"]);
-    assert.deepEqual(room.applyMembers([cat, ann]), [], "the same members in another order change nothing");
+    assert.deepEqual(room.applyMembers([{ id: "b1", name: "bobby" }, cat], "a1"), { joined: [cat], left: [] }, "ann is this client: not dropped");
+    assert.deepEqual([...room.members.values()].map((m) => m.name), ["ann", "bobby", "cat"], "a new name is taken silently");
+    assert.deepEqual(room.applyMembers([cat]), { joined: [], left: [ann, { id: "b1", name: "bobby" }] });
+    assert.deepEqual(room.items.map((i) => (i.kind === "notice" ? i.text : "")), ["cat joined", "ann left", "bobby left"]);
+    assert.deepEqual(room.applyMembers([cat]), { joined: [], left: [] }, "the same list changes nothing");
+
+    const crowd = Array.from({ length: 5 }, (_, i) => ({ id: `p${i}`, name: `p${i}` }));
+    room.applyMembers(crowd);
+    assert.deepEqual([...room.members.keys()], crowd.map((m) => m.id));
+    const last = room.items.at(-1);
+    assert.equal(last?.kind === "notice" ? last.text : "", "Members updated: 5 joined, 1 left");
+    assert.equal(room.items.length, 4, "one notice for six changes");
+  });
+
+  it("adds no notice for a presence event that changes nothing", () => {
+    const room = new RoomState("r");
+    room.applyJoin(ack(0, "e1", []));
+    assert.equal(room.applyPresence({ room: "r", event: "join", member: bob }), false, "bob is already listed");
+    assert.equal(room.applyPresence({ room: "r", event: "leave", member: { id: "c1", name: "cat" } }), false, "cat never was");
+    assert.equal(room.items.length, 0);
   });
 });

@@ -1,4 +1,4 @@
-import type { ChatMessage } from "../protocol.js";
+import type { ChatMessage, PresenceEvent } from "../protocol.js";
 import type { EphemeralEvent, HistoryPage } from "../bus/broker.js";
 import type { Gateway } from "./gateway.js";
 
@@ -24,16 +24,18 @@ const FILL_BATCH = 500;
 const RETRY_MS = 500;
 const CATCH_UP = Symbol("catch-up");
 type QueueItem = ChatMessage | typeof CATCH_UP;
+/** What a joining member is sent after its ack: the room's messages, and presence events not its own. */
+type Buffered = ChatMessage | { presence: PresenceEvent; origin: string };
 
 /**
  * One room as seen by this process: delivers the room's messages to the local members in seq
  * order, once each, closing gaps from history (the bus is at-most-once).
  *
  * A member moves through three states:
- * - joining: its join is in flight; messages are buffered for it, because its history read and
- *   the live stream overlap and the ack must come first;
+ * - joining: its join is in flight; messages and presence events are buffered for it, because its
+ *   history and member reads and the live stream overlap and the ack must come first;
  * - catching up: its join read a head newer than what this process has delivered so far; it is
- *   sent messages one by one until the room's stream reaches its head;
+ *   sent messages (and presence events) one by one until the room's stream reaches its head;
  * - live: in the gateway's group; each message is encoded once for all live members.
  */
 export class LocalRoom {
@@ -51,7 +53,7 @@ export class LocalRoom {
   private readonly live = new Set<string>();
   // Members in transition: created when the first arrives and dropped when the last leaves, since
   // a process holds one LocalRoom per room with a local member and most rooms are quiet.
-  private joining: Map<string, ChatMessage[]> | undefined;
+  private joining: Map<string, Buffered[]> | undefined;
   private catchingUp: Map<string, number> | undefined;
 
   constructor(
@@ -98,8 +100,12 @@ export class LocalRoom {
   }
 
   relay(event: EphemeralEvent): void {
-    if (this.live.size === 0) return;
-    this.gateway.broadcast(this.name, event.type, event.event, event.origin || undefined);
+    if (this.live.size > 0) this.gateway.broadcast(this.name, event.type, event.event, event.origin || undefined);
+    // Typing is momentary; a presence event a new member missed would leave its list wrong for good.
+    if (event.type !== "presence") return;
+    const { event: presence, origin } = event;
+    if (this.joining) for (const buffer of this.joining.values()) buffer.push({ presence, origin });
+    if (this.catchingUp) for (const connId of this.catchingUp.keys()) if (connId !== origin) this.gateway.send(connId, "presence", presence);
   }
 
   beginJoin(connId: string): void {
@@ -114,10 +120,12 @@ export class LocalRoom {
     const buffered = this.joining?.get(connId);
     if (!buffered) return; // left meanwhile
     this.stopJoining(connId);
-    for (const message of buffered) {
-      if (message.seq > delivered) {
-        this.gateway.send(connId, "message", message);
-        delivered = message.seq;
+    for (const item of buffered) {
+      if ("presence" in item) {
+        if (item.origin !== connId) this.gateway.send(connId, "presence", item.presence);
+      } else if (item.seq > delivered) {
+        this.gateway.send(connId, "message", item);
+        delivered = item.seq;
       }
     }
     if (delivered > this.lastSeq) (this.catchingUp ??= new Map()).set(connId, delivered);
@@ -149,7 +157,7 @@ export class LocalRoom {
     this.epoch = epoch;
     this.lastSeq = Math.max(0, lastSeq);
     this.queue.length = 0;
-    for (const buffer of this.joining?.values() ?? []) buffer.length = 0; // old-life messages
+    for (const buffer of this.joining?.values() ?? []) buffer.length = 0; // old-life messages; the members reconnect
     this.generation++;
   }
 

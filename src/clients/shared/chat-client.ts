@@ -39,6 +39,8 @@ export type ChatEvent =
   /** New messages in a room's timeline: live (incl. our echo), confirmed by our ack, or older from history. */
   | { type: "messages"; room: RoomState; messages: ChatMessage[]; source: "live" | "sent" | "history" }
   | { type: "presence"; room: RoomState; event: PresenceEvent }
+  /** The server sent the room's whole member list, and it differed from ours by these. */
+  | { type: "members"; room: RoomState; joined: Member[]; left: Member[] }
   | { type: "typing"; room: RoomState; member: Member }
   /** The room's queue of unconfirmed messages changed. */
   | { type: "pending"; room: RoomState }
@@ -273,13 +275,13 @@ export class ChatClient {
     socket.on("presence", (event) => {
       const room = this.rooms.get(event.room);
       if (!room || room.status !== "joined") return;
-      room.applyPresence(event);
-      this.emit({ type: "presence", room, event });
+      if (room.applyPresence(event)) this.emit({ type: "presence", room, event });
     });
     socket.on("members", (event) => {
       const room = this.rooms.get(event.room);
       if (!room || room.status !== "joined") return;
-      for (const change of room.applyMembers(event.members)) this.emit({ type: "presence", room, event: change });
+      const { joined, left } = room.applyMembers(event.members, this.user?.id);
+      if (joined.length + left.length > 0) this.emit({ type: "members", room, joined, left });
     });
     socket.on("typing", (event) => {
       const room = this.rooms.get(event.room);

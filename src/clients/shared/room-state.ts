@@ -136,28 +136,47 @@ export class RoomState {
     return added;
   }
 
-  applyPresence(event: PresenceEvent, now = Date.now()): void {
+  /**
+   * A presence event; one that changes nothing (the server may send a join or leave the member
+   * list already reflects, around a join or a reconnect) adds no notice. Returns whether it changed the list.
+   */
+  applyPresence(event: PresenceEvent, now = Date.now()): boolean {
+    const { id, name } = event.member;
     if (event.event === "join") {
-      this.members.set(event.member.id, event.member);
-      this.notice("info", "presence", `${event.member.name} joined`, now);
+      const known = this.members.get(id);
+      this.members.set(id, event.member);
+      if (known) return false;
+      this.notice("info", "presence", `${name} joined`, now);
     } else {
-      this.members.delete(event.member.id);
-      this.typists.delete(event.member.id);
-      this.notice("info", "presence", `${event.member.name} left`, now);
+      if (!this.members.delete(id)) return false;
+      this.typists.delete(id);
+      this.notice("info", "presence", `${name} left`, now);
     }
+    return true;
   }
 
   /**
-   * The server's whole member list (after it may have missed presence events). Returns the
-   * differences from what this room held, as presence events that have been applied (with notices).
+   * The server's whole member list (sent after it may have missed presence events). Returns who
+   * it adds and who it drops. Up to three changes get a notice each, more get one notice in all.
+   * `selfId` stays a member: this client knows it is in the room, whatever the list says.
    */
-  applyMembers(members: Member[], now = Date.now()): PresenceEvent[] {
+  applyMembers(members: Member[], selfId?: string, now = Date.now()): { joined: Member[]; left: Member[] } {
     const listed = new Map(members.map((m) => [m.id, m]));
-    const changes: PresenceEvent[] = [];
-    for (const member of this.members.values()) if (!listed.has(member.id)) changes.push({ room: this.name, event: "leave", member });
-    for (const member of listed.values()) if (!this.members.has(member.id)) changes.push({ room: this.name, event: "join", member });
-    for (const change of changes) this.applyPresence(change, now);
-    return changes;
+    const left = [...this.members.values()].filter((m) => !listed.has(m.id) && m.id !== selfId);
+    const joined = [...listed.values()].filter((m) => !this.members.has(m.id));
+    for (const member of listed.values()) this.members.set(member.id, member); // a newer name, too
+    if (joined.length + left.length <= 3) {
+      for (const member of left) this.applyPresence({ room: this.name, event: "leave", member }, now);
+      for (const member of joined) this.notice("info", "presence", `${member.name} joined`, now);
+      return { joined, left };
+    }
+    for (const member of left) {
+      this.members.delete(member.id);
+      this.typists.delete(member.id);
+    }
+    const parts = [joined.length > 0 ? `${joined.length} joined` : "", left.length > 0 ? `${left.length} left` : ""].filter(Boolean);
+    this.notice("info", "presence", `Members updated: ${parts.join(", ")}`, now);
+    return { joined, left };
   }
 
   applyTyping(member: Member, now = Date.now()): void {

@@ -8,7 +8,7 @@ import { HISTORY_MAX_LIMIT, ROOM_NAME_PATTERN } from "../../protocol.js";
 import { ChatClient, type ChatEvent, type Outcome } from "../shared/chat-client.js";
 import { TYPING_SHOW_MS, type JoinOutcome, type RoomState } from "../shared/room-state.js";
 import { ArgsError, CHAT_USAGE, parseChatArgs, type ChatArgs } from "./args.js";
-import { formatMessage, Printer, sanitize } from "./output.js";
+import { describeChanges, formatMessage, Printer, sanitize } from "./output.js";
 
 const COMMANDS = `Commands:
   /join ROOM      join a room (or switch to one you are in); your lines go there
@@ -274,6 +274,9 @@ class TerminalChat {
         break;
       case "presence":
         this.info(`${sanitize(event.event.member.name)} ${event.event.event === "join" ? "joined" : "left"} #${event.room.name}`);
+        break;
+      case "members":
+        this.info(`#${event.room.name} members updated: ${describeChanges(event.joined, event.left)}`);
         break;
       case "error":
         if (event.action !== "send") this.error(`${event.action}: ${event.error.code}: ${event.error.message}`);

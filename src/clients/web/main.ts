@@ -88,6 +88,7 @@ class ChatPage {
         this.markDirty(event.room.name, event.source === "history");
         break;
       case "presence":
+      case "members":
       case "typing":
       case "pending":
         this.markDirty(event.room.name);
