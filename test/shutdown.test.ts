@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { createChatServer } from "../src/server.js";
 import { TestClient, waitUntil } from "./helpers/client.js";
 import { freePort, RedisProcess } from "./helpers/redis.js";
-import { startServer } from "./helpers/server.js";
+import { AdmissionGate, startServer } from "./helpers/server.js";
 
 const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 
@@ -94,4 +94,37 @@ describe("graceful shutdown with a join in flight", () => {
       await redis.stop();
     }
   });
+});
+
+describe("graceful shutdown with a connection still at the door", () => {
+  for (const transports of [["polling"], ["websocket"]] as const) {
+    it(`sends away a connection admitted while the server closes, with no session (${transports[0]})`, async () => {
+      const redis = await RedisProcess.start();
+      const gate = new AdmissionGate();
+      try {
+        const srv = await startServer({ redisUrl: redis.url, redisPrefix: "door:", redisTimeout: 5000, admit: gate.admit });
+        const ann = await TestClient.connect(srv.url, { name: "ann" });
+        await ann.joinOk("door");
+        const release = gate.hold("late");
+        const late = new TestClient(srv.url, { name: "late" }, { transports: [...transports] });
+        const reasons: string[] = [];
+        late.socket.on("disconnect", (reason) => reasons.push(reason));
+        late.socket.on("connect_error", (err) => reasons.push(`connect_error ${err.message}`));
+        await new Promise((resolve) => setTimeout(resolve, 200)); // late's handshake waits at the door
+        redis.pause(); // ann's leave waits on Redis: the shutdown takes a while
+        const closed = srv.close();
+        release();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        assert.deepEqual(srv.server.connections().map((c) => c.user.name), ["ann"], "ann's session still leaving, and none opened for late");
+        redis.resume();
+        await closed;
+        assert.equal(late.hello, undefined, "late was never greeted");
+        assert.equal(late.socket.connected, false);
+        late.close();
+        ann.close();
+      } finally {
+        await redis.stop();
+      }
+    });
+  }
 });

@@ -38,6 +38,7 @@ export interface ChatServiceDeps {
 export class ChatService {
   readonly rooms: RoomRegistry;
   private readonly roster: RosterRefresh;
+  private closeStarted = false;
   private readonly sessions = new Set<Session>();
   /** One function for every session (not a closure per connection). */
   private readonly forget = (session: Session): void => void this.sessions.delete(session);
@@ -74,7 +75,14 @@ export class ChatService {
     });
   }
 
+  /** Set once close() began: a connection arriving now must be sent away, not given a session. */
+  get closing(): boolean {
+    return this.closeStarted;
+  }
+
   openSession(connId: string, user: Member): Session {
+    // A session opened now would outlive close(): its presence entries would never be removed.
+    if (this.closeStarted) throw new Error("openSession after close");
     const session = new Session(connId, user, this.deps, this.rooms, this.forget);
     this.sessions.add(session);
     return session;
@@ -91,6 +99,7 @@ export class ChatService {
 
   /** Leaves every room of every session (presence cleaned up), then drops the subscriptions. */
   async close(): Promise<void> {
+    this.closeStarted = true;
     this.roster.close();
     await Promise.allSettled([...this.sessions].map((session) => session.close()));
     await this.rooms.close();

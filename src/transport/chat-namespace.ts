@@ -52,6 +52,9 @@ export function bindChatNamespace(
   // and finds its Session in socket.data: a connection costs no closures, and its emitter holds
   // two listeners, not one per event.
   nsp.on("connection", (socket: Socket) => {
+    // Admitted while the server began to shut down: sent away like every other connection, so
+    // that its client reconnects to a process that stays.
+    if (service.closing) return void socket.conn.close();
     const data = socket.data as SocketData;
     data.session = service.openSession(socket.id, data.user);
     metrics.connections.inc();
