@@ -55,6 +55,8 @@ const OPTIONS = {
   typingBurst: { schema: int(1, 1_000_000), default: "5", help: "typing events at once per connection" },
   joinRate: { schema: rate, default: "5", help: "joins per second per connection" },
   joinBurst: { schema: int(1, 1_000_000), default: "60", help: "joins at once per connection (a reconnect rejoins every room)" },
+  historyRate: { schema: rate, default: "5", help: "history reads per second per connection (history requests, and joins of a room already joined)" },
+  historyBurst: { schema: int(1, 1_000_000), default: "30", help: "history reads at once per connection" },
   unsubscribeDelay: { schema: duration(0), default: "2s", help: "keep a room subscribed this long after its last local member left" },
   presenceTimeout: { schema: duration(1000), default: "15s", help: "a dead process's users leave presence after this" },
   websocketTransport: { schema: oneOf("direct", "socketio"), default: "direct", help: "direct: WebSocket clients are served by roomcast's lean Socket.IO layer over ws (less memory and CPU); socketio: by Socket.IO itself" },

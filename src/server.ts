@@ -125,6 +125,7 @@ export async function createChatServer(input: CreateChatServerOptions = {}): Pro
       messageRate: { perSecond: options.messageRate, burst: options.messageBurst },
       typingRate: { perSecond: options.typingRate, burst: options.typingBurst },
       joinRate: { perSecond: options.joinRate, burst: options.joinBurst },
+      historyRate: { perSecond: options.historyRate, burst: options.historyBurst },
     },
     streams: metrics.streams,
     onBusError: (err, context) => {

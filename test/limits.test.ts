@@ -81,7 +81,7 @@ describe("MAX_ROOMS_PER_CONNECTION", () => {
 });
 
 describe("rate limits", () => {
-  const fx = serverFixture({ messageRate: 5, messageBurst: 3, typingRate: 5, typingBurst: 2, joinRate: 5, joinBurst: 3 });
+  const fx = serverFixture({ messageRate: 5, messageBurst: 3, typingRate: 5, typingBurst: 2, joinRate: 5, joinBurst: 3, historyRate: 5, historyBurst: 3 });
 
   it("answers rate_limited past the join burst, changing nothing, and refills", async () => {
     const ann = await fx.connect("ann");
@@ -91,6 +91,19 @@ describe("rate limits", () => {
     assert.equal(codeOf(refused), "not_in_room");
     await retryUntilOk(() => ann.join("rl-join-4"), "join after refill");
     await ann.sendOk("rl-join-4", "now a member");
+  });
+
+  it("answers rate_limited past the history burst, counting joins of a room already joined, and refills", async () => {
+    const ann = await fx.connect("ann");
+    await ann.joinOk("rl-history"); // a first join is a join, not a history read
+    await ann.sendOk("rl-history", "kept");
+    const reads = await Promise.all([ann.history("rl-history"), ann.join("rl-history", { since: 0 }), ann.history("rl-history"), ann.history("rl-history"), ann.join("rl-history")]);
+    assert.deepEqual(reads.map(codeOf), [undefined, undefined, undefined, "rate_limited", "rate_limited"]);
+    assert.ok(ann.socket.connected);
+    await ann.sendOk("rl-history", "messages have their own allowance");
+    await retryUntilOk(() => ann.history("rl-history"), "history after refill");
+    const first = reads[0]!;
+    assert.deepEqual(first.ok && "messages" in first && first.messages.map((m) => m.text), ["kept"], "what was answered is whole");
   });
 
   it("answers rate_limited past the message burst, keeps the connection, and refills", async () => {

@@ -17,6 +17,8 @@ export interface ChatLimits {
   typingRate: RateSpec;
   /** Joins cost the bus several round trips; this bounds join/leave loops. */
   joinRate: RateSpec;
+  /** Each history read (and each join of a room already joined, which reads the same) costs the bus a read of up to a page of messages. */
+  historyRate: RateSpec;
 }
 
 export interface ChatServiceDeps {

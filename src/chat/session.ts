@@ -51,6 +51,7 @@ export class Session implements PresenceEntry {
   private messageBucket: TokenBucket | undefined;
   private typingBucket: TokenBucket | undefined;
   private joinBucket: TokenBucket | undefined;
+  private historyBucket: TokenBucket | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -120,7 +121,9 @@ export class Session implements PresenceEntry {
     // failed, or been left meanwhile, and a second join must not enter beside it.
     for (let state = this.membership(room); state !== undefined; state = this.membership(room)) {
       if (state === true) {
-        // Already a member: answer with the current state, the stream goes on as it was.
+        // Already a member: answer with the current state, the stream goes on as it was. It reads
+        // what a history request reads (up to 1000 messages, with since), and is charged as one.
+        if (!this.takeHistoryRead()) return reply(failure("rate_limited", "too many history reads; slow down"));
         reply(await this.rejoin(req));
         return;
       }
@@ -179,6 +182,7 @@ export class Session implements PresenceEntry {
 
   async history(req: HistoryRequest): Promise<Ack<HistoryResult>> {
     if (!this.isJoined(req.room)) return failure("not_in_room");
+    if (!this.takeHistoryRead()) return failure("rate_limited", "too many history reads; slow down");
     const query = { limit: req.limit ?? HISTORY_DEFAULT_LIMIT, ...(req.before !== undefined && { before: req.before }) };
     try {
       const page = await this.deps.broker.history(req.room, query);
@@ -187,6 +191,10 @@ export class Session implements PresenceEntry {
       this.deps.onBusError(err, "history");
       return failure("unavailable");
     }
+  }
+
+  private takeHistoryRead(): boolean {
+    return (this.historyBucket ??= new TokenBucket(this.deps.limits.historyRate)).take();
   }
 
   /** Typing is best effort: relayed if possible, never stored, dropped when the bus is down. */

@@ -80,7 +80,7 @@ export function redisServerPair(options: CreateChatServerOptions = {}): PairFixt
 }
 
 /** Limits high enough that a test sending as fast as it can is never rate limited. */
-export const UNLIMITED_RATE = { messageRate: 1e6, messageBurst: 1e6, typingRate: 1e6, typingBurst: 1e6, joinRate: 1e6, joinBurst: 1e6 } as const;
+export const UNLIMITED_RATE = { messageRate: 1e6, messageBurst: 1e6, typingRate: 1e6, typingBurst: 1e6, joinRate: 1e6, joinBurst: 1e6, historyRate: 1e6, historyBurst: 1e6 } as const;
 
 export function range(from: number, to: number): number[] {
   return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
