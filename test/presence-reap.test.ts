@@ -18,9 +18,15 @@ const ENTRIES = 10_000;
 describe("Redis presence: reaping a dead process with many users", () => {
   let redis: RedisProcess;
   let bus: Bus;
+  /** The process's presence id: its NODE_ID ("alive") and a part new at every start. */
+  let alive: string;
   before(async () => {
     redis = await RedisProcess.start();
     bus = await createBus(defaultOptions({ redisUrl: redis.url, redisPrefix: PREFIX, presenceTimeout: TIMEOUT }), "alive", pino({ level: "silent" }));
+    const ids = (await redis.client.sendCommand(["ZRANGE", `${PREFIX}nodes`, "0", "-1"])) as string[];
+    assert.equal(ids.length, 1);
+    assert.match(ids[0]!, /^alive\.[0-9a-f]{8}$/);
+    alive = ids[0]!;
   });
   after(async () => {
     await bus.presence.close();
@@ -60,7 +66,7 @@ describe("Redis presence: reaping a dead process with many users", () => {
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        const score = Number(await redis.client.sendCommand(["ZSCORE", `${PREFIX}nodes`, "alive"]));
+        const score = Number(await redis.client.sendCommand(["ZSCORE", `${PREFIX}nodes`, alive]));
         const now = Date.now();
         if (!(score > now)) lapses.push(now - score);
         await new Promise((resolve) => setTimeout(resolve, 20));
@@ -89,12 +95,12 @@ describe("Redis presence: reaping a dead process with many users", () => {
     await bus.presence.add("late", entry("c2", "ben"), 0);
     // What a survivor's claim and a reap that failed after one removal leave behind: the claim's
     // score in the set (so the next heartbeat updates a member that is there) and ada gone.
-    await redis.client.sendCommand(["ZADD", `${PREFIX}nodes`, String(Date.now() + 60_000), "alive"]);
-    for (const [key, field] of [["users", "ada"], ["counts", "ada"], ["conns", "alive/c1"]] as const) {
+    await redis.client.sendCommand(["ZADD", `${PREFIX}nodes`, String(Date.now() + 60_000), alive]);
+    for (const [key, field] of [["users", "ada"], ["counts", "ada"], ["conns", `${alive}/c1`]] as const) {
       await redis.client.sendCommand(["HDEL", `${PREFIX}{late}:${key}`, field]);
     }
     await waitUntilAsync(async () => (await bus.presence.members("late")).some((m) => m.id === "ada"), "ada back in the room's presence");
     assert.deepEqual((await bus.presence.members("late")).map((m) => m.id).sort(), ["ada", "ben"]);
-    assert.equal(await redis.client.sendCommand(["HGET", `${PREFIX}{late}:conns`, "alive/c1"]), "ada");
+    assert.equal(await redis.client.sendCommand(["HGET", `${PREFIX}{late}:conns`, `${alive}/c1`]), "ada");
   });
 });

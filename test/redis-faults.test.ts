@@ -180,6 +180,24 @@ describe("Redis scale-out under faults", () => {
     await ann.sendOk("crash", "still here");
   });
 
+  it("removes a crashed process's users when it comes back at once under the same NODE_ID", async () => {
+    const [a, b] = await startServers(2, { PRESENCE_TIMEOUT: "2s" });
+    const ann = await connect(a!, "ann");
+    const bob = await connect(b!, "bob");
+    await ann.joinOk("restart-same-id");
+    await bob.joinOk("restart-same-id");
+    await ann.until(() => ann.received("presence").length === 1, "bob's join");
+    await b!.kill("SIGKILL");
+    // As systemd's Restart=on-failure does: the same NODE_ID, a moment later. Its heartbeat must
+    // not keep its predecessor's entries alive.
+    const again = await ServerProcess.start({ REDIS_URL: redis.url, REDIS_PREFIX: `faults${prefixCount}:`, PRESENCE_TIMEOUT: "2s" }, b!.nodeId);
+    servers.push(again);
+    await ann.until(() => ann.received("presence").length === 2, "bob's leave", 5000);
+    assert.deepEqual(ann.received("presence")[1], { room: "restart-same-id", event: "leave", member: bob.hello!.user });
+    const bob2 = await connect(again, "bob");
+    assert.deepEqual((await bob2.joinOk("restart-same-id")).members.map((m) => m.name).sort(), ["ann", "bob"], "one bob: the new one");
+  });
+
   // Every process's heartbeat stops while Redis does: after it comes back, the first process to
   // tick must not take the others for dead before they have had the chance to heartbeat again.
   // Both outages outlast every heartbeat's expiry (half the timeout). Stalled, the heartbeats queue
@@ -230,7 +248,9 @@ describe("Redis scale-out under faults", () => {
     await ann.joinOk("lazarus");
     const prefix = `faults${prefixCount}:`;
     // What a survivor does to a process whose heartbeat came too late.
-    await redis.client.zRem(`${prefix}nodes`, a!.nodeId);
+    const [presenceId] = (await redis.client.zRange(`${prefix}nodes`, 0, -1)).filter((id) => id.startsWith(`${a!.nodeId}.`));
+    assert.ok(presenceId, "the process heartbeats under its NODE_ID and a part new at this start");
+    await redis.client.zRem(`${prefix}nodes`, presenceId);
     await redis.client.del([`${prefix}{lazarus}:users`, `${prefix}{lazarus}:conns`, `${prefix}{lazarus}:counts`]);
     await waitUntilAsync(async () => (await redis.client.hGetAll(`${prefix}{lazarus}:users`))[ann.id] === "ann", "ann back in presence", 5000);
   });

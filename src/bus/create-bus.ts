@@ -5,7 +5,7 @@ import { MemoryBroker } from "./broker-memory.js";
 import { RedisBroker } from "./broker-redis.js";
 import type { PresenceStore } from "./presence.js";
 import { MemoryPresence } from "./presence-memory.js";
-import { RedisPresence } from "./presence-redis.js";
+import { presenceInstanceId, RedisPresence } from "./presence-redis.js";
 import { RedisConnection } from "./redis-connection.js";
 import { RedisKeys } from "./redis-keys.js";
 
@@ -28,7 +28,7 @@ export async function createBus(options: ChatOptions, nodeId: string, logger: Lo
   const redis = new RedisConnection({ url: options.redisUrl, mode: options.redisMode, logger, commandTimeoutMs: options.redisTimeout, name: `roomcast-${nodeId}` });
   await redis.connect(options.redisUrl);
   const keys = new RedisKeys(options.redisPrefix);
-  const presence = new RedisPresence(redis, keys, { nodeId, presenceTimeoutMs: options.presenceTimeout, logger });
+  const presence = new RedisPresence(redis, keys, { instanceId: presenceInstanceId(nodeId), presenceTimeoutMs: options.presenceTimeout, logger });
   await presence.start();
   return {
     broker: new RedisBroker(redis, keys, {

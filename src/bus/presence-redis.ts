@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { Member } from "../protocol.js";
 import type { AddResult, PresenceChangeHandler, PresenceEntry, PresenceStore, RemoveResult } from "./presence.js";
@@ -6,7 +7,12 @@ import type { RedisKeys } from "./redis-keys.js";
 import { SCRIPTS } from "./redis-scripts.js";
 
 export interface RedisPresenceOptions {
-  nodeId: string;
+  /**
+   * This process's id in presence, new at every start (see presenceInstanceId): a process
+   * restarted under the same NODE_ID must not heartbeat for its crashed predecessor, whose users
+   * would then never be reaped.
+   */
+  instanceId: string;
   /** A process that stops heartbeating has its users removed within this time. */
   presenceTimeoutMs: number;
   logger: Logger;
@@ -84,20 +90,20 @@ export class RedisPresence implements PresenceStore {
   }
 
   async add(room: string, entry: PresenceEntry, capacity: number): Promise<AddResult> {
-    const { nodeId } = this.options;
+    const { instanceId } = this.options;
     // The process index is written first: if we die in between, the reaper finds nothing to undo.
-    await this.bounded(this.redis.commands.hSet(this.keys.nodeEntries(nodeId), indexField(room, entry.connId), entry.user.id), "presence index");
+    await this.bounded(this.redis.commands.hSet(this.keys.nodeEntries(instanceId), indexField(room, entry.connId), entry.user.id), "presence index");
     const [admitted, first, flat] = await this.bounded(
       SCRIPTS.presenceAdd.run<[number, number, string[]]>(this.redis, this.roomKeys(room), [
         entry.user.id,
         entry.user.name,
-        this.keys.connKey(nodeId, entry.connId),
+        this.keys.connKey(instanceId, entry.connId),
         capacity,
       ]),
       "presence add",
     );
     if (!admitted) {
-      await this.redis.commands.hDel(this.keys.nodeEntries(nodeId), indexField(room, entry.connId)).catch(() => {});
+      await this.redis.commands.hDel(this.keys.nodeEntries(instanceId), indexField(room, entry.connId)).catch(() => {});
       return { ok: false, reason: "room_full" };
     }
     this.local.set(indexField(room, entry.connId), { room, entry });
@@ -120,7 +126,7 @@ export class RedisPresence implements PresenceStore {
   }
 
   private async removeNow(room: string, entry: PresenceEntry): Promise<RemoveResult> {
-    const removal = SCRIPTS.presenceRemove.run<RemoveReply>(this.redis, this.roomKeys(room), [this.keys.connKey(this.options.nodeId, entry.connId)]);
+    const removal = SCRIPTS.presenceRemove.run<RemoveReply>(this.redis, this.roomKeys(room), [this.keys.connKey(this.options.instanceId, entry.connId)]);
     let reply: RemoveReply;
     try {
       reply = await this.bounded(removal, "presence remove");
@@ -134,7 +140,7 @@ export class RedisPresence implements PresenceStore {
       }, () => {});
       throw err;
     }
-    await this.bounded(this.redis.commands.hDel(this.keys.nodeEntries(this.options.nodeId), indexField(room, entry.connId)), "presence index");
+    await this.bounded(this.redis.commands.hDel(this.keys.nodeEntries(this.options.instanceId), indexField(room, entry.connId)), "presence index");
     return asRemoved(reply);
   }
 
@@ -154,7 +160,7 @@ export class RedisPresence implements PresenceStore {
     // A reap cut off midway would leave the process it claimed to wait out a whole lease; on a
     // stalled Redis that wait is bounded like any command.
     await this.bounded(Promise.allSettled([this.reaping, this.reasserting]), "presence close").catch(() => {});
-    await this.redis.commands.zRem(this.keys.nodes(), this.options.nodeId).catch(() => {});
+    await this.redis.commands.zRem(this.keys.nodes(), this.options.instanceId).catch(() => {});
   }
 
   private async beat(): Promise<void> {
@@ -221,7 +227,7 @@ export class RedisPresence implements PresenceStore {
     this.written.push(expiresAt);
     if (this.written.length > 16) this.written.shift();
     const previous = await this.bounded(
-      SCRIPTS.heartbeat.run<string | null>(this.redis, [this.keys.nodes()], [this.options.nodeId, expiresAt]),
+      SCRIPTS.heartbeat.run<string | null>(this.redis, [this.keys.nodes()], [this.options.instanceId, expiresAt]),
       "heartbeat",
     );
     const score = previous === null ? undefined : Number(previous);
@@ -247,38 +253,38 @@ export class RedisPresence implements PresenceStore {
     const commands = this.redis.commands;
     const expired = await this.bounded(commands.zRangeByScore(this.keys.nodes(), "-inf", Date.now()), "reap");
     let failure: unknown;
-    for (const nodeId of expired) {
-      if (nodeId === this.options.nodeId) continue;
+    for (const instance of expired) {
+      if (instance === this.options.instanceId) continue;
       // The lease runs from now: a pass over several dead processes takes a while.
       const now = Date.now();
-      const claimed = await this.bounded(SCRIPTS.claimNode.run<number>(this.redis, [this.keys.nodes()], [nodeId, now, this.options.presenceTimeoutMs]), "reap");
+      const claimed = await this.bounded(SCRIPTS.claimNode.run<number>(this.redis, [this.keys.nodes()], [instance, now, this.options.presenceTimeoutMs]), "reap");
       if (!claimed) continue;
-      const index = this.keys.nodeEntries(nodeId);
+      const index = this.keys.nodeEntries(instance);
       const fields = Object.keys(await this.bounded(commands.hGetAll(index), "reap"));
       // An index field goes once its removal went through; one that failed (its room's shard
       // down) stays, with the process's claim, for the next reap after the lease.
       let failed = 0;
       for (let i = 0; i < fields.length; i += BATCH) {
-        const batch = await settleAll(fields.slice(i, i + BATCH), (field) => this.reapEntry(nodeId, field));
+        const batch = await settleAll(fields.slice(i, i + BATCH), (field) => this.reapEntry(instance, field));
         failure ??= batch.failure;
         failed += batch.failed.length;
         if (batch.done.length > 0) await this.bounded(commands.hDel(index, batch.done), "reap");
       }
       if (failed > 0) {
-        this.options.logger.warn({ node: nodeId, failed, entries: fields.length }, "some of a dead process's presence could not be removed; retried after its lease");
+        this.options.logger.warn({ node: instance, failed, entries: fields.length }, "some of a dead process's presence could not be removed; retried after its lease");
         continue;
       }
-      await this.bounded(commands.zRem(this.keys.nodes(), nodeId), "reap");
-      this.options.logger.info({ reaped: nodeId, entries: fields.length }, "removed a dead process's presence");
+      await this.bounded(commands.zRem(this.keys.nodes(), instance), "reap");
+      this.options.logger.info({ reaped: instance, entries: fields.length }, "removed a dead process's presence");
     }
     if (failure !== undefined) throw failure;
   }
 
-  private async reapEntry(nodeId: string, field: string): Promise<void> {
+  private async reapEntry(instance: string, field: string): Promise<void> {
     const [room, connId] = field.split("\n") as [string, string];
     // The leave is reported when the removal answers, even after the wait gave up: a removal
     // that ran but was not reported would never be reported (done twice, it answers nothing).
-    const removal = SCRIPTS.presenceRemove.run<RemoveReply>(this.redis, this.roomKeys(room), [this.keys.connKey(nodeId, connId)]).then((reply) => {
+    const removal = SCRIPTS.presenceRemove.run<RemoveReply>(this.redis, this.roomKeys(room), [this.keys.connKey(instance, connId)]).then((reply) => {
       const removed = asRemoved(reply);
       if (removed.lastOfUser) this.handler(room, "leave", removed.member);
     });
@@ -342,13 +348,13 @@ export class RedisPresence implements PresenceStore {
     // Removed meanwhile (checked before each write): re-adding it would leave a ghost. A room's
     // commands go over one connection in order, so a removal sent after a check runs after the write.
     if (!this.local.has(field)) return;
-    await this.bounded(this.redis.commands.hSet(this.keys.nodeEntries(this.options.nodeId), field, entry.user.id), "presence index");
+    await this.bounded(this.redis.commands.hSet(this.keys.nodeEntries(this.options.instanceId), field, entry.user.id), "presence index");
     if (!this.local.has(field)) return;
     const add = SCRIPTS.presenceAdd
       .run<AddReply>(this.redis, this.roomKeys(room), [
         entry.user.id,
         entry.user.name,
-        this.keys.connKey(this.options.nodeId, entry.connId),
+        this.keys.connKey(this.options.instanceId, entry.connId),
         0, // already admitted once; capacity was checked then
       ])
       .then(([, first]) => {
@@ -397,4 +403,12 @@ function pairs(flat: string[]): Member[] {
   const members: Member[] = [];
   for (let i = 0; i + 1 < flat.length; i += 2) members.push({ id: flat[i]!, name: flat[i + 1]! });
   return members;
+}
+
+/**
+ * NODE_ID names a process for people (logs, `hello`) and usually stays the same across restarts
+ * (systemd's `NODE_ID=%H-%i` with `Restart=on-failure`); presence needs one per process start.
+ */
+export function presenceInstanceId(nodeId: string): string {
+  return `${nodeId}.${randomBytes(4).toString("hex")}`;
 }

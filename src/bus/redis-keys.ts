@@ -36,7 +36,7 @@ export class RedisKeys {
   users(room: string): string {
     return `${this.prefix}{${room}}:users`;
   }
-  /** Hash {nodeId/connId: userId}: every connection in the room. */
+  /** Hash {instance/connId: userId}: every connection in the room (instance: the process's presence id). */
   conns(room: string): string {
     return `${this.prefix}{${room}}:conns`;
   }
@@ -44,15 +44,15 @@ export class RedisKeys {
   counts(room: string): string {
     return `${this.prefix}{${room}}:counts`;
   }
-  /** Sorted set {nodeId: heartbeat expiry in ms}. */
+  /** Sorted set {presence instance id: heartbeat expiry in ms}: one member per process start. */
   nodes(): string {
     return `${this.prefix}nodes`;
   }
   /** Hash {room \n connId: userId}: a process's presence entries, for cleaning up after it dies. */
-  nodeEntries(nodeId: string): string {
-    return `${this.prefix}node:{${nodeId}}:entries`;
+  nodeEntries(instance: string): string {
+    return `${this.prefix}node:{${instance}}:entries`;
   }
-  connKey(nodeId: string, connId: string): string {
-    return `${nodeId}/${connId}`;
+  connKey(instance: string, connId: string): string {
+    return `${instance}/${connId}`;
   }
 }
