@@ -335,16 +335,22 @@ describe("Redis scale-out under faults", () => {
     const [a] = await startServers(1, { REDIS_TIMEOUT: "500ms" });
     const ann = await connect(a!, "ann");
     await ann.joinOk("paused");
+    const readiness = async () => (await fetch(`${a!.url}/readyz`)).status;
+    assert.equal(await readiness(), 200);
     redis.pause();
     try {
       const started = Date.now();
       const ack = await ann.send("paused", "into the void");
       assert.equal(!ack.ok && ack.error.code, "unavailable");
       assert.ok(Date.now() - started < 3000);
+      // The connection is still up, but Redis answers nothing: not ready, so a load balancer
+      // stops sending new users here.
+      assert.equal(await readiness(), 503);
     } finally {
       redis.resume();
     }
     await waitUntilAsync(async () => (await ann.send("paused", "back").catch(() => undefined))?.ok === true, "sending works again");
+    assert.equal(await readiness(), 200);
   });
 });
 

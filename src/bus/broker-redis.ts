@@ -161,7 +161,10 @@ export class RedisBroker implements Broker {
   }
 
   readiness(): Readiness {
-    return this.redis.readiness();
+    const connected = this.redis.readiness();
+    if (connected === "unavailable" || !this.redis.stalled()) return connected;
+    // On a cluster the stalled command may be one shard's: the others may well answer.
+    return this.redis.sharded ? "degraded" : "unavailable";
   }
 
   async close(): Promise<void> {

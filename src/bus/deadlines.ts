@@ -9,6 +9,11 @@ export class Deadlines {
   private readonly queue: Array<{ at: number; settled: boolean; reject: (err: Error) => void; what: string }> = [];
   private head = 0;
   private timer: NodeJS.Timeout | undefined;
+  /**
+   * A wait ran out and nothing settled since: Redis (or the link to it) stalled without the
+   * connection dropping, which the connection's own state does not show.
+   */
+  expiredSinceLastAnswer = false;
 
   constructor(private readonly timeoutMs: number) {}
 
@@ -23,10 +28,12 @@ export class Deadlines {
       promise.then(
         (value) => {
           entry.settled = true;
+          this.expiredSinceLastAnswer = false;
           resolve(value);
         },
         (err: unknown) => {
           entry.settled = true;
+          this.expiredSinceLastAnswer = false;
           reject(err);
         },
       );
@@ -46,6 +53,7 @@ export class Deadlines {
       this.head++;
       if (!entry.settled) {
         entry.settled = true;
+        this.expiredSinceLastAnswer = true;
         entry.reject(new Error(`redis ${entry.what} timed out after ${this.timeoutMs} ms`));
       }
     }

@@ -264,6 +264,15 @@ export class RedisConnection {
    * Single node: ready while its connection is. Cluster: ready while every master's connection (and
    * subscriber) is, degraded while only some are.
    */
+  /**
+   * A command's wait ran out and none has been answered since, though the connection is up: Redis
+   * stalled (paused, swapping, a long script) or the network holds its packets. Presence
+   * heartbeats keep commands going, so this clears within a heartbeat of Redis answering again.
+   */
+  stalled(): boolean {
+    return this.deadlines.expiredSinceLastAnswer;
+  }
+
   readiness(): Readiness {
     if (this.single) return this.single.isReady ? "ready" : "unavailable";
     const cluster = this.cluster!;
