@@ -331,6 +331,30 @@ describe("Redis scale-out under faults", () => {
     assert.deepEqual(page.messages.map((m) => m.text), Array.from({ length: 20 }, (_, i) => `m${i}`));
   });
 
+  it("stays unready while a long script blocks Redis, though Redis answers every command at once with BUSY", async () => {
+    const [a] = await startServers(1, { REDIS_TIMEOUT: "500ms", PRESENCE_TIMEOUT: "2s" });
+    const readiness = async () => (await fetch(`${a!.url}/readyz`)).status;
+    assert.equal(await readiness(), 200);
+    await redis.client.sendCommand(["CONFIG", "SET", "busy-reply-threshold", "300"]);
+    try {
+      // 3 s of Lua: past 300 ms Redis answers everything else BUSY, which is no sign of health.
+      const script = "local t = redis.call('TIME') while true do local n = redis.call('TIME') if (n[1] - t[1]) * 1000000 + n[2] - t[2] > 3000000 then return 1 end end";
+      const startedAt = Date.now();
+      const blocking = redis.client.sendCommand(["EVAL", script, "0"]);
+      await waitUntilAsync(async () => (await readiness()) === 503, "unready once a wait ran out", 2500);
+      const seen: number[] = [];
+      while (Date.now() - startedAt < 2700) {
+        seen.push(await readiness());
+        await sleep(100);
+      }
+      assert.deepEqual([...new Set(seen)], [503], "unready for as long as the script runs");
+      await blocking;
+    } finally {
+      await redis.client.sendCommand(["CONFIG", "SET", "busy-reply-threshold", "5000"]);
+    }
+    await waitUntilAsync(async () => (await readiness()) === 200, "ready again once commands succeed", 5000);
+  });
+
   it("answers unavailable, not silence, while Redis is paused, and bounds the wait", async () => {
     const [a] = await startServers(1, { REDIS_TIMEOUT: "500ms" });
     const ann = await connect(a!, "ann");

@@ -5,15 +5,19 @@
  * Deadlines of equal length expire in the order they were set, so a queue swept a few times per
  * timeout is enough; a wait may outlive its bound by up to a tenth of it.
  */
+/** Error replies of a Redis that is up but serves no command now. */
+const UNSERVED = /^(BUSY|LOADING|MASTERDOWN) /;
+
 export class Deadlines {
   private readonly queue: Array<{ at: number; settled: boolean; reject: (err: Error) => void; what: string }> = [];
   private head = 0;
   private timer: NodeJS.Timeout | undefined;
   /**
-   * A wait ran out and nothing settled since: Redis (or the link to it) stalled without the
-   * connection dropping, which the connection's own state does not show.
+   * A wait ran out, or Redis answered that it cannot serve now (BUSY: a long script; LOADING: its
+   * data set still loading; MASTERDOWN), and no command has succeeded since: Redis stalled without
+   * the connection dropping, which the connection's own state does not show.
    */
-  expiredSinceLastAnswer = false;
+  stalled = false;
 
   constructor(private readonly timeoutMs: number) {}
 
@@ -28,12 +32,12 @@ export class Deadlines {
       promise.then(
         (value) => {
           entry.settled = true;
-          this.expiredSinceLastAnswer = false;
+          this.stalled = false;
           resolve(value);
         },
         (err: unknown) => {
           entry.settled = true;
-          this.expiredSinceLastAnswer = false;
+          if (UNSERVED.test((err as Error | undefined)?.message ?? "")) this.stalled = true;
           reject(err);
         },
       );
@@ -53,7 +57,7 @@ export class Deadlines {
       this.head++;
       if (!entry.settled) {
         entry.settled = true;
-        this.expiredSinceLastAnswer = true;
+        this.stalled = true;
         entry.reject(new Error(`redis ${entry.what} timed out after ${this.timeoutMs} ms`));
       }
     }

@@ -265,12 +265,13 @@ export class RedisConnection {
    * subscriber) is, degraded while only some are.
    */
   /**
-   * A command's wait ran out and none has been answered since, though the connection is up: Redis
-   * stalled (paused, swapping, a long script) or the network holds its packets. Presence
-   * heartbeats keep commands going, so this clears within a heartbeat of Redis answering again.
+   * A command's wait ran out (or Redis answered BUSY, LOADING or MASTERDOWN) and none has
+   * succeeded since, though the connection is up: Redis stalled (paused, swapping, a long script,
+   * loading its data) or the network holds its packets. Presence heartbeats keep commands going,
+   * so this clears within a heartbeat of Redis serving again.
    */
   stalled(): boolean {
-    return this.deadlines.expiredSinceLastAnswer;
+    return this.deadlines.stalled;
   }
 
   readiness(): Readiness {
