@@ -242,6 +242,27 @@ describe("Redis scale-out under faults", () => {
     assert.deepEqual(ann.received("presence")[1], { room: "drain", event: "leave", member: bob.hello!.user });
   });
 
+  it("leaves a removal that failed at shutdown to the survivors, who reap it", async () => {
+    const [a, b] = await startServers(2, { PRESENCE_TIMEOUT: "2s" });
+    const ann = await connect(a!, "ann");
+    const bob = await connect(b!, "bob");
+    await ann.joinOk("stuck");
+    await bob.joinOk("stuck");
+    await ann.until(() => ann.received("presence").length === 1, "bob's join");
+    // Make every removal from the room fail (a shard down would, on a cluster) while b shuts down.
+    const conns = `faults${prefixCount}:{stuck}:conns`;
+    const saved = await redis.client.hGetAll(conns);
+    await redis.client.del(conns);
+    await redis.client.set(conns, "not a hash");
+    await b!.kill("SIGTERM");
+    await redis.client.del(conns);
+    await redis.client.hSet(conns, saved);
+    // b could not remove bob and must not have taken itself off the list the reapers read.
+    await ann.until(() => ann.received("presence").length === 2, "bob's leave, from a's reap", 5000);
+    assert.deepEqual(ann.received("presence")[1], { room: "stuck", event: "leave", member: bob.hello!.user });
+    assert.deepEqual((await ann.joinOk("stuck")).members, [ann.hello!.user]);
+  });
+
   it("puts a live process's users back in presence after it was reaped as dead", async () => {
     const [a] = await startServers(1, { PRESENCE_TIMEOUT: "1s" });
     const ann = await connect(a!, "ann");

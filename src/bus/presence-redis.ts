@@ -4,7 +4,7 @@ import type { Member } from "../protocol.js";
 import type { AddResult, PresenceChangeHandler, PresenceEntry, PresenceStore, RemoveResult } from "./presence.js";
 import type { RedisConnection } from "./redis-connection.js";
 import type { RedisKeys } from "./redis-keys.js";
-import { SCRIPTS } from "./redis-scripts.js";
+import { SCRIPTS, withTimeout } from "./redis-scripts.js";
 
 export interface RedisPresenceOptions {
   /**
@@ -134,10 +134,7 @@ export class RedisPresence implements PresenceStore {
       // The wait gave up, but the removal may still run (Redis stalled, not gone): its leave is
       // reported when it answers, as the reaper's are, or nobody would ever hear of it (a retry
       // finds nothing left to remove).
-      removal.then((late) => {
-        const removed = asRemoved(late);
-        if (removed.lastOfUser) this.handler(room, "leave", removed.member);
-      }, () => {});
+      removal.then((late) => this.reportLeave(room, asRemoved(late)), () => {});
       throw err;
     }
     await this.bounded(this.redis.commands.hDel(this.keys.nodeEntries(this.options.instanceId), indexField(room, entry.connId)), "presence index");
@@ -150,7 +147,9 @@ export class RedisPresence implements PresenceStore {
   }
 
   async settled(): Promise<void> {
-    if (this.reasserting) await this.bounded(this.reasserting, "presence re-assert");
+    // Many batches of bounded commands, each answered: a long re-assert is no stall of Redis, so
+    // this wait has its own timer rather than a command's deadline (which would mark one).
+    if (this.reasserting) await withTimeout(this.reasserting, 2 * this.redis.commandTimeoutMs, "presence re-assert");
   }
 
   async close(): Promise<void> {
@@ -160,7 +159,17 @@ export class RedisPresence implements PresenceStore {
     // A reap cut off midway would leave the process it claimed to wait out a whole lease; on a
     // stalled Redis that wait is bounded like any command.
     await this.bounded(Promise.allSettled([this.reaping, this.reasserting]), "presence close").catch(() => {});
-    await this.redis.commands.zRem(this.keys.nodes(), this.options.instanceId).catch(() => {});
+    // Removals that failed (their shard down, Redis away) get a last try. Whatever is still there
+    // is left to the survivors: the heartbeat is made to expire now, not removed, so the next reap
+    // takes the rest; nothing else would ever look at this start's entries again.
+    await this.bounded(this.retryOrphans(), "presence close").catch(() => {});
+    const left = this.orphans.size + this.local.size;
+    if (left === 0) {
+      await this.redis.commands.zRem(this.keys.nodes(), this.options.instanceId).catch(() => {});
+      return;
+    }
+    this.options.logger.warn({ entries: left }, "presence entries could not be removed at shutdown; left for the other processes to reap");
+    await this.redis.commands.zAdd(this.keys.nodes(), { score: Date.now(), value: this.options.instanceId }).catch(() => {});
   }
 
   private async beat(): Promise<void> {
@@ -284,10 +293,9 @@ export class RedisPresence implements PresenceStore {
     const [room, connId] = field.split("\n") as [string, string];
     // The leave is reported when the removal answers, even after the wait gave up: a removal
     // that ran but was not reported would never be reported (done twice, it answers nothing).
-    const removal = SCRIPTS.presenceRemove.run<RemoveReply>(this.redis, this.roomKeys(room), [this.keys.connKey(instance, connId)]).then((reply) => {
-      const removed = asRemoved(reply);
-      if (removed.lastOfUser) this.handler(room, "leave", removed.member);
-    });
+    const removal = SCRIPTS.presenceRemove
+      .run<RemoveReply>(this.redis, this.roomKeys(room), [this.keys.connKey(instance, connId)])
+      .then((reply) => this.reportLeave(room, asRemoved(reply)));
     await this.bounded(removal, "reap");
   }
 
@@ -298,7 +306,7 @@ export class RedisPresence implements PresenceStore {
       try {
         const removed = await this.removeNow(room, entry);
         this.orphans.delete(field);
-        if (removed.lastOfUser) this.handler(room, "leave", removed.member);
+        this.reportLeave(room, removed);
       } catch (err) {
         failure ??= err;
       }
@@ -361,6 +369,11 @@ export class RedisPresence implements PresenceStore {
         if (first === 1) this.handler(room, "join", entry.user);
       });
     await this.bounded(add, "presence re-assert");
+  }
+
+  /** A removal that no session reports (a reap, a retry, one answered late): its leave, if it was the user's last connection. */
+  private reportLeave(room: string, removed: RemoveResult): void {
+    if (removed.lastOfUser) this.handler(room, "leave", removed.member);
   }
 
   private roomKeys(room: string): string[] {

@@ -92,7 +92,7 @@ export class RedisConnection {
   private readonly movedHandlers: Array<(channel: string) => void> = [];
   private lastError: unknown;
   private readonly deadlines: Deadlines;
-  private readonly commandTimeoutMs: number;
+  readonly commandTimeoutMs: number;
   private readonly logger: Logger;
   /** Cluster: the subscriptions roomcast holds, so a failed move is retried only while wanted. */
   private readonly wanted = new Map<string, Set<Listener>>();
