@@ -3,7 +3,7 @@ import { beforeEach, describe, it } from "node:test";
 import { MemoryBroker } from "../src/bus/broker-memory.js";
 import type { Gateway } from "../src/chat/gateway.js";
 import { LocalRoom } from "../src/chat/local-room.js";
-import type { ChatMessage, PresenceEvent } from "../src/protocol.js";
+import type { ChatMessage, MembersEvent, PresenceEvent } from "../src/protocol.js";
 import { waitUntil } from "./helpers/client.js";
 
 /**
@@ -39,8 +39,12 @@ class RecordingGateway implements Gateway {
   }
   private push(connId: string, event: string, payload: unknown): void {
     if (!this.received.has(connId)) this.received.set(connId, []);
-    const { member, event: kind } = payload as PresenceEvent;
-    this.received.get(connId)!.push(event === "message" ? (payload as ChatMessage).seq : `${event} ${kind} ${member.name}`);
+    const describe = (): string => {
+      if (event === "members") return `members ${(payload as MembersEvent).members.map((m) => m.name).join(",")}`;
+      const { member, event: kind } = payload as PresenceEvent;
+      return `${event} ${kind} ${member.name}`;
+    };
+    this.received.get(connId)!.push(event === "message" ? (payload as ChatMessage).seq : describe());
   }
 }
 
@@ -94,6 +98,16 @@ describe("LocalRoom: delivery order, the join states and gap filling", () => {
     presence("join", "cat", "c3");
     assert.deepEqual(gateway.received.get("c2"), ["presence join cat"], "catching up, it hears presence at once");
     assert.deepEqual(gateway.received.get("c1"), [1, "presence leave bob", "presence join cat"], "and live members as before");
+
+    // A member list after a resubscribe reaches both, and would reach nobody in a room of joiners.
+    assert.equal(room.hasActiveMembers(), true);
+    room.sendMembers({ room: "r", members: [{ id: "cat", name: "cat" }] });
+    assert.deepEqual(gateway.received.get("c2"), ["presence join cat", "members cat"]);
+    assert.equal(gateway.received.get("c1")!.at(-1), "members cat");
+    room.remove("c1");
+    room.remove("c2");
+    room.beginJoin("c4");
+    assert.equal(room.hasActiveMembers(), false, "a joining member's ack brings its own list");
   });
 
   it("holds a member whose ack is ahead of the stream until the stream reaches it, then makes it live", async () => {

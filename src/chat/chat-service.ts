@@ -53,8 +53,10 @@ export class ChatService {
     });
     this.roster = new RosterRefresh(
       deps.presence,
-      deps.gateway,
-      (room) => this.rooms.get(room)?.hasLiveMembers() === true,
+      {
+        wanted: (room) => this.rooms.get(room)?.hasActiveMembers() === true,
+        send: (room, event) => this.rooms.get(room)?.sendMembers(event),
+      },
       (err) => deps.onBusError(err, "members refresh"),
     );
     const roster = this.roster;

@@ -1,4 +1,4 @@
-import type { ChatMessage, PresenceEvent } from "../protocol.js";
+import type { ChatMessage, MembersEvent, PresenceEvent } from "../protocol.js";
 import type { EphemeralEvent, HistoryPage } from "../bus/broker.js";
 import type { Gateway } from "./gateway.js";
 
@@ -64,8 +64,15 @@ export class LocalRoom {
     private readonly observer: StreamObserver = UNOBSERVED,
   ) {}
 
-  hasLiveMembers(): boolean {
-    return this.live.size > 0;
+  /** Whether a local member is past its join ack: live, or catching up. */
+  hasActiveMembers(): boolean {
+    return this.live.size > 0 || this.catchingUp !== undefined;
+  }
+
+  /** The room's member list, to every local member past its join ack (a joining one's ack has its own). */
+  sendMembers(event: MembersEvent): void {
+    if (this.live.size > 0) this.gateway.broadcast(this.name, "members", event);
+    for (const connId of this.catchingUp?.keys() ?? []) this.gateway.send(connId, "members", event);
   }
 
   /** The newest message delivered here, once the stream has started. */

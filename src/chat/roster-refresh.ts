@@ -1,11 +1,20 @@
 import type { PresenceStore } from "../bus/presence.js";
-import type { Member, PresenceEvent } from "../protocol.js";
-import type { Gateway } from "./gateway.js";
+import type { Member, MembersEvent, PresenceEvent } from "../protocol.js";
 
 /** Reads out at once: after a reconnect every room of the process asks, and each is one command. */
 const CONCURRENCY = 32;
-/** A failed read is tried again after this, for as long as the room has live members here. */
+/** A failed read is tried again after this, doubling up to MAX_RETRY_MS, while the room has members here. */
 const RETRY_MS = 1000;
+const MAX_RETRY_MS = 30_000;
+/** Failures are reported at most this often: a shard down fails every one of its rooms' reads. */
+const REPORT_EVERY_MS = 1000;
+
+/** Where the lists go: the rooms this process serves. */
+export interface RosterTarget {
+  /** Whether the room has local members past their join ack: a read for nobody is skipped. */
+  wanted(room: string): boolean;
+  send(room: string, event: MembersEvent): void;
+}
 
 /**
  * Presence events travel on the at-most-once bus like messages, but have no seq and no history to
@@ -25,14 +34,15 @@ export class RosterRefresh {
   private readonly pending = new Map<string, PresenceEvent[][]>();
   /** Rooms waiting for a read; a room waits once however often it is asked for. */
   private readonly waiting = new Set<string>();
+  /** Rooms whose last read failed, and how many times in a row. */
+  private readonly failures = new Map<string, number>();
   private running = 0;
+  private lastReport = 0;
   private closed = false;
 
   constructor(
     private readonly presence: PresenceStore,
-    private readonly gateway: Gateway,
-    /** Whether the room still has live members here: a read for nobody is skipped. */
-    private readonly wanted: (room: string) => boolean,
+    private readonly target: RosterTarget,
     private readonly onError: (err: unknown) => void,
   ) {}
 
@@ -56,7 +66,10 @@ export class RosterRefresh {
     for (const room of this.waiting) {
       if (this.running >= CONCURRENCY) return;
       this.waiting.delete(room);
-      if (this.closed || !this.wanted(room)) continue;
+      if (this.closed || !this.target.wanted(room)) {
+        this.failures.delete(room);
+        continue;
+      }
       this.running++;
       void this.send(room).finally(() => {
         this.running--;
@@ -79,13 +92,25 @@ export class RosterRefresh {
         if (event.event === "join") members.set(event.member.id, event.member);
         else members.delete(event.member.id);
       }
-      this.gateway.broadcast(room, "members", { room, members: [...members.values()] });
+      this.failures.delete(room);
+      this.target.send(room, { room, members: [...members.values()] });
     } catch (err) {
-      this.onError(err);
-      if (!this.closed) setTimeout(() => this.refresh([room]), RETRY_MS).unref();
+      this.failed(room, err);
     } finally {
       reads.splice(reads.indexOf(seen), 1);
       if (reads.length === 0) this.pending.delete(room);
     }
+  }
+
+  private failed(room: string, err: unknown): void {
+    const now = Date.now();
+    if (now - this.lastReport >= REPORT_EVERY_MS) {
+      this.lastReport = now;
+      this.onError(err);
+    }
+    if (this.closed) return;
+    const failures = (this.failures.get(room) ?? 0) + 1;
+    this.failures.set(room, failures);
+    setTimeout(() => this.refresh([room]), Math.min(MAX_RETRY_MS, RETRY_MS * 2 ** (failures - 1))).unref();
   }
 }

@@ -148,8 +148,7 @@ export class RoomState {
       if (known) return false;
       this.notice("info", "presence", `${name} joined`, now);
     } else {
-      if (!this.members.delete(id)) return false;
-      this.typists.delete(id);
+      if (!this.dropMember(id)) return false;
       this.notice("info", "presence", `${name} left`, now);
     }
     return true;
@@ -170,13 +169,16 @@ export class RoomState {
       for (const member of joined) this.notice("info", "presence", `${member.name} joined`, now);
       return { joined, left };
     }
-    for (const member of left) {
-      this.members.delete(member.id);
-      this.typists.delete(member.id);
-    }
+    for (const member of left) this.dropMember(member.id);
     const parts = [joined.length > 0 ? `${joined.length} joined` : "", left.length > 0 ? `${left.length} left` : ""].filter(Boolean);
     this.notice("info", "presence", `Members updated: ${parts.join(", ")}`, now);
     return { joined, left };
+  }
+
+  /** A member gone: from the list, and from who is typing. */
+  private dropMember(id: string): boolean {
+    this.typists.delete(id);
+    return this.members.delete(id);
   }
 
   applyTyping(member: Member, now = Date.now()): void {
