@@ -24,6 +24,17 @@ describe("Redis scale-out under faults", () => {
     return servers;
   };
 
+  /** Two processes, ann on the first and bob on the second, both in `room`, and ann has seen bob join. */
+  const annAndBob = async (room: string, env: Record<string, string> = {}) => {
+    const [a, b] = await startServers(2, env);
+    const ann = await connect(a!, "ann");
+    const bob = await connect(b!, "bob");
+    await ann.joinOk(room);
+    await bob.joinOk(room);
+    await ann.until(() => ann.received("presence").length === 1, "bob's join");
+    return { a: a!, b: b!, ann, bob };
+  };
+
   before(async () => (redis = await RedisProcess.start()));
   afterEach(async () => {
     for (const c of clients) c.close();
@@ -47,11 +58,7 @@ describe("Redis scale-out under faults", () => {
   });
 
   it("loses no acknowledged message when Redis restarts mid-conversation: contiguous seq, no duplicates", async () => {
-    const [a, b] = await startServers(2);
-    const ann = await connect(a!, "ann");
-    const bob = await connect(b!, "bob");
-    await ann.joinOk("restart");
-    await bob.joinOk("restart");
+    const { a, b, ann, bob } = await annAndBob("restart");
 
     const acked: number[] = [];
     const sendSome = async (sender: TestClient, count: number) => {
@@ -83,11 +90,7 @@ describe("Redis scale-out under faults", () => {
   });
 
   it("closes the gap for local members from history when the subscriber missed messages", async () => {
-    const [a, b] = await startServers(2);
-    const ann = await connect(a!, "ann");
-    const bob = await connect(b!, "bob");
-    await ann.joinOk("gap");
-    await bob.joinOk("gap");
+    const { b, ann, bob } = await annAndBob("gap");
     // None of the 20 reaches b by pub/sub.
     await whileCutOff(redis, b!.nodeId, async () => {
       for (let i = 0; i < 20; i++) await ann.sendOk("gap", `m${i}`);
@@ -126,11 +129,7 @@ describe("Redis scale-out under faults", () => {
   });
 
   it("lists a process's own users in the member list it sends after it was cut off long enough to be reaped", async () => {
-    const [a, b] = await startServers(2, { PRESENCE_TIMEOUT: "2s" });
-    const ann = await connect(a!, "ann");
-    const bob = await connect(b!, "bob");
-    await ann.joinOk("reaped");
-    await bob.joinOk("reaped");
+    const { b, ann, bob } = await annAndBob("reaped", { PRESENCE_TIMEOUT: "2s" });
     await whileCutOff(redis, b!.nodeId, async () => {
       await ann.until(() => ann.received("presence").length === 2, "bob's join, then his leave: a took b for dead", 5000);
     });
@@ -143,12 +142,7 @@ describe("Redis scale-out under faults", () => {
   });
 
   it("announces a leave whose removal Redis ran only after the wait for it gave up", async () => {
-    const [a, b] = await startServers(2, { REDIS_TIMEOUT: "500ms" });
-    const ann = await connect(a!, "ann");
-    const bob = await connect(b!, "bob");
-    await ann.joinOk("stall");
-    await bob.joinOk("stall");
-    await ann.until(() => ann.received("presence").length === 1, "bob's join");
+    const { b, ann, bob } = await annAndBob("stall", { REDIS_TIMEOUT: "500ms" });
     redis.pause();
     try {
       bob.close(); // b sends the removal into the stalled Redis, and stops waiting after 500 ms
@@ -162,12 +156,7 @@ describe("Redis scale-out under faults", () => {
   });
 
   it("removes a killed process's users from presence within the timeout, with leave events", async () => {
-    const [a, b] = await startServers(2, { PRESENCE_TIMEOUT: "2s" });
-    const ann = await connect(a!, "ann");
-    const bob = await connect(b!, "bob");
-    await ann.joinOk("crash");
-    await bob.joinOk("crash");
-    await ann.until(() => ann.received("presence").length === 1, "bob's join");
+    const { b, ann, bob } = await annAndBob("crash", { PRESENCE_TIMEOUT: "2s" });
     const killedAt = Date.now();
     await b!.kill("SIGKILL");
     await ann.until(() => ann.received("presence").length === 2, "bob's leave", 5000);
@@ -181,12 +170,7 @@ describe("Redis scale-out under faults", () => {
   });
 
   it("removes a crashed process's users when it comes back at once under the same NODE_ID", async () => {
-    const [a, b] = await startServers(2, { PRESENCE_TIMEOUT: "2s" });
-    const ann = await connect(a!, "ann");
-    const bob = await connect(b!, "bob");
-    await ann.joinOk("restart-same-id");
-    await bob.joinOk("restart-same-id");
-    await ann.until(() => ann.received("presence").length === 1, "bob's join");
+    const { b, ann, bob } = await annAndBob("restart-same-id", { PRESENCE_TIMEOUT: "2s" });
     await b!.kill("SIGKILL");
     // As systemd's Restart=on-failure does: the same NODE_ID, a moment later. Its heartbeat must
     // not keep its predecessor's entries alive.
@@ -228,12 +212,7 @@ describe("Redis scale-out under faults", () => {
   });
 
   it("on SIGTERM, a process's users leave presence at once and its clients reconnect to another process", async () => {
-    const [a, b] = await startServers(2, { PRESENCE_TIMEOUT: "60s" });
-    const ann = await connect(a!, "ann");
-    const bob = await connect(b!, "bob");
-    await ann.joinOk("drain");
-    await bob.joinOk("drain");
-    await ann.until(() => ann.received("presence").length === 1, "bob's join");
+    const { b, ann, bob } = await annAndBob("drain", { PRESENCE_TIMEOUT: "60s" });
     const disconnected = new Promise<string>((resolve) => bob.socket.once("disconnect", resolve));
     assert.equal(await b!.kill("SIGTERM"), 0);
     assert.equal(await disconnected, "transport close", "a transport close makes Socket.IO clients reconnect");
@@ -243,12 +222,7 @@ describe("Redis scale-out under faults", () => {
   });
 
   it("leaves a removal that failed at shutdown to the survivors, who reap it", async () => {
-    const [a, b] = await startServers(2, { PRESENCE_TIMEOUT: "2s" });
-    const ann = await connect(a!, "ann");
-    const bob = await connect(b!, "bob");
-    await ann.joinOk("stuck");
-    await bob.joinOk("stuck");
-    await ann.until(() => ann.received("presence").length === 1, "bob's join");
+    const { b, ann, bob } = await annAndBob("stuck", { PRESENCE_TIMEOUT: "2s" });
     // Make every removal from the room fail (a shard down would, on a cluster) while b shuts down.
     const conns = `faults${prefixCount}:{stuck}:conns`;
     const saved = await redis.client.hGetAll(conns);
