@@ -1,3 +1,6 @@
+/** Error replies of a Redis that is up but serves no command now. */
+const UNSERVED = /^(BUSY|LOADING|MASTERDOWN) /;
+
 /**
  * Bounds many waits of one length with one timer. A Redis command used to get its own
  * setTimeout and Promise.race (and node-redis its own AbortSignal.timeout); in the dm benchmark
@@ -5,9 +8,6 @@
  * Deadlines of equal length expire in the order they were set, so a queue swept a few times per
  * timeout is enough; a wait may outlive its bound by up to a tenth of it.
  */
-/** Error replies of a Redis that is up but serves no command now. */
-const UNSERVED = /^(BUSY|LOADING|MASTERDOWN) /;
-
 export class Deadlines {
   private readonly queue: Array<{ at: number; settled: boolean; reject: (err: Error) => void; what: string }> = [];
   private head = 0;

@@ -59,19 +59,18 @@ export class ChatService {
       },
       (err) => deps.onBusError(err, "members refresh"),
     );
-    const roster = this.roster;
     deps.broker.onEvent((room, event) => {
       const local = this.rooms.get(room);
       if (!local) return;
       if (event.type === "message") return local.receive(event.message, event.epoch);
-      if (event.type === "presence") roster.observe(event.event);
+      if (event.type === "presence") this.roster.observe(event.event);
       local.relay(event);
     });
     // The bus may have dropped events of these rooms: messages come back from history, presence
     // from the presence store.
     deps.broker.onResync((room) => {
       const names = room === undefined ? this.rooms.subscribedNames() : [room];
-      roster.refresh(names.filter((name) => this.rooms.resync(name)));
+      this.roster.refresh(names.filter((name) => this.rooms.resync(name)));
     });
     deps.presence.onChange((room, kind, member) => {
       const event = { type: "presence", event: { room, event: kind, member }, origin: "" } as const;
