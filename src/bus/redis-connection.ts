@@ -127,6 +127,9 @@ export class RedisConnection {
     let down = false;
     const onError = (err: unknown): void => {
       this.lastError = err;
+      // node-redis also reports here a health-check PING that failed on a connection that stays
+      // up (BUSY while a long script runs): that is no loss, and no "restored" would follow it.
+      if (this.single?.isReady) return;
       if (!down && everReady) logger.warn({ err }, "redis connection lost");
       down = true;
     };

@@ -7,6 +7,8 @@ const CLI = fileURLToPath(new URL("../../src/cli.js", import.meta.url));
 /** A roomcast server as a real child process (`node dist/src/cli.js`), so it can be killed. */
 export class ServerProcess {
   private stderr = "";
+  /** Its log (JSON lines on stdout, LOG_LEVEL warn unless the test sets it). */
+  logs = "";
 
   private constructor(
     readonly child: ChildProcess,
@@ -23,7 +25,7 @@ export class ServerProcess {
     killOnExit(child);
     const server = new ServerProcess(child, port, nodeId);
     child.stderr!.on("data", (chunk: Buffer) => (server.stderr += chunk.toString()));
-    child.stdout!.resume();
+    child.stdout!.on("data", (chunk: Buffer) => (server.logs += chunk.toString()));
     await server.waitReady();
     return server;
   }
