@@ -113,7 +113,7 @@ describe("client room state", () => {
     room.applyMembers(crowd);
     assert.deepEqual([...room.members.keys()], crowd.map((m) => m.id));
     const last = room.items.at(-1);
-    assert.equal(last?.kind === "notice" ? last.text : "", "Members updated: 5 joined, 1 left");
+    assert.equal(last?.kind === "notice" ? last.text : "", "Members updated: p0, p1, p2, p3, p4 joined; cat left");
     assert.equal(room.items.length, 4, "one notice for six changes");
   });
 

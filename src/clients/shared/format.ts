@@ -1,5 +1,5 @@
 /** Small formatting helpers the web page and the terminal client share. */
-import type { ErrorBody, ErrorCode } from "../../protocol.js";
+import type { ErrorBody, ErrorCode, Member } from "../../protocol.js";
 
 const READABLE: Record<ErrorCode, string> = {
   bad_request: "The server did not accept that",
@@ -17,6 +17,15 @@ export function describeError(error: ErrorBody): string {
   const readable = (READABLE as Record<string, string | undefined>)[error.code] ?? "Something went wrong";
   const detail = error.message && error.message !== readable ? `: ${error.message}` : "";
   return `${readable}${detail} (${error.code})`;
+}
+
+/**
+ * `ann, bob joined; cat left`, or a count past five names: a member list's changes in one line.
+ * `name` renders a member's name (the terminal makes control characters visible).
+ */
+export function describeChanges(joined: Member[], left: Member[], name: (m: Member) => string = (m) => m.name): string {
+  const names = (members: Member[]) => (members.length > 5 ? `${members.length} people` : members.map(name).join(", "));
+  return [joined.length > 0 ? `${names(joined)} joined` : "", left.length > 0 ? `${names(left)} left` : ""].filter(Boolean).join("; ");
 }
 
 /** 24-hour local time, "09:05". */

@@ -4,6 +4,7 @@
  * the web page and the terminal client both keep their rooms in this.
  */
 import type { ChatMessage, ErrorBody, JoinRequest, JoinResult, Member, PresenceEvent } from "../../protocol.js";
+import { describeChanges } from "./format.js";
 
 export type NoticeLevel = "info" | "warn" | "error";
 
@@ -170,8 +171,7 @@ export class RoomState {
       return { joined, left };
     }
     for (const member of left) this.dropMember(member.id);
-    const parts = [joined.length > 0 ? `${joined.length} joined` : "", left.length > 0 ? `${left.length} left` : ""].filter(Boolean);
-    this.notice("info", "presence", `Members updated: ${parts.join(", ")}`, now);
+    this.notice("info", "presence", `Members updated: ${describeChanges(joined, left)}`, now);
     return { joined, left };
   }
 

@@ -7,8 +7,9 @@ import { clearLine, clearScreenDown, createInterface, cursorTo, moveCursor, type
 import { HISTORY_MAX_LIMIT, ROOM_NAME_PATTERN } from "../../protocol.js";
 import { ChatClient, type ChatEvent, type Outcome } from "../shared/chat-client.js";
 import { TYPING_SHOW_MS, type JoinOutcome, type RoomState } from "../shared/room-state.js";
+import { describeChanges } from "../shared/format.js";
 import { ArgsError, CHAT_USAGE, parseChatArgs, type ChatArgs } from "./args.js";
-import { describeChanges, formatMessage, Printer, sanitize } from "./output.js";
+import { formatMessage, Printer, sanitize } from "./output.js";
 
 const COMMANDS = `Commands:
   /join ROOM      join a room (or switch to one you are in); your lines go there
@@ -276,7 +277,7 @@ class TerminalChat {
         this.info(`${sanitize(event.event.member.name)} ${event.event.event === "join" ? "joined" : "left"} #${event.room.name}`);
         break;
       case "members":
-        this.info(`#${event.room.name} members updated: ${describeChanges(event.joined, event.left)}`);
+        this.info(`#${event.room.name} members updated: ${describeChanges(event.joined, event.left, (m) => sanitize(m.name))}`);
         break;
       case "error":
         if (event.action !== "send") this.error(`${event.action}: ${event.error.code}: ${event.error.message}`);

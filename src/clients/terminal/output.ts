@@ -1,6 +1,6 @@
 /** How the terminal client writes: message lines, and status lines that keep the prompt intact. */
 import { clearLine, cursorTo, type Interface } from "node:readline";
-import type { ChatMessage, Member } from "../../protocol.js";
+import type { ChatMessage } from "../../protocol.js";
 import { formatTime } from "../shared/format.js";
 
 /**
@@ -13,12 +13,6 @@ export function sanitize(text: string): string {
     if (code === 0x7f) return "^?";
     return code < 0x20 ? `^${String.fromCharCode(code + 64)}` : "?";
   });
-}
-
-/** `ann, bob joined; cat left`, or counts past five names: a member list's changes in one line. */
-export function describeChanges(joined: Member[], left: Member[]): string {
-  const names = (members: Member[]) => (members.length > 5 ? `${members.length} people` : members.map((m) => sanitize(m.name)).join(", "));
-  return [joined.length > 0 ? `${names(joined)} joined` : "", left.length > 0 ? `${names(left)} left` : ""].filter(Boolean).join("; ");
 }
 
 /** `[lobby] 12:03 ann: hello`. One line when `oneLine` (scripts): newlines become the two characters \n. */
