@@ -58,7 +58,7 @@ const OPTIONS = {
   historyRate: { schema: rate, default: "5", help: "history reads per second per connection (history requests, and joins of a room already joined)" },
   historyBurst: { schema: int(1, 1_000_000), default: "30", help: "history reads at once per connection" },
   unsubscribeDelay: { schema: duration(0), default: "2s", help: "keep a room subscribed this long after its last local member left" },
-  presenceTimeout: { schema: duration(1000), default: "15s", help: "a dead process's users leave presence after this" },
+  presenceTimeout: { schema: duration(1000), default: "15s", help: "a dead process's users leave presence within this" },
   websocketTransport: { schema: oneOf("direct", "socketio"), default: "direct", help: "direct: WebSocket clients are served by roomcast's lean Socket.IO layer over ws (less memory and CPU); socketio: by Socket.IO itself" },
   pingInterval: { schema: duration(100), default: "25s", help: "how often the server pings each client (keeps proxies from closing idle connections)" },
   pingTimeout: { schema: duration(100), default: "20s", help: "a client that does not answer a ping within this is disconnected" },
