@@ -264,10 +264,6 @@ export class RedisConnection {
   }
 
   /**
-   * Single node: ready while its connection is. Cluster: ready while every master's connection (and
-   * subscriber) is, degraded while only some are.
-   */
-  /**
    * A command's wait ran out (or Redis answered BUSY, LOADING or MASTERDOWN) and none has
    * succeeded since, though the connection is up: Redis stalled (paused, swapping, a long script,
    * loading its data) or the network holds its packets. Presence heartbeats keep commands going,
@@ -277,6 +273,10 @@ export class RedisConnection {
     return this.deadlines.stalled;
   }
 
+  /**
+   * Single node: ready while its connection is. Cluster: ready while every master's connection (and
+   * subscriber) is, degraded while only some are.
+   */
   readiness(): Readiness {
     if (this.single) return this.single.isReady ? "ready" : "unavailable";
     const cluster = this.cluster!;
